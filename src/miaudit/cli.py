@@ -1,0 +1,190 @@
+"""`miaudit` command line: a thin layer over the Python API.
+
+User mistakes (``UserError``) print one line ``miaudit: error: ...`` on stderr and exit 2;
+``--debug`` shows the traceback. Ctrl-C stops cleanly and says how to resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import traceback
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from miaudit.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Audit ML models for membership-inference leakage: which records leak, why, and what defences buy.",
+)
+_STATE = {"debug": False, "quiet": False}
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+
+
+class RichProgress:
+    """Progress bars on stderr (one per pool member and one per stage)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._progress: Progress | None = None
+
+    @contextlib.contextmanager
+    def live(self) -> Iterator[RichProgress]:
+        self._progress = Progress(
+            TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=self.console, transient=False,
+        )
+        with self._progress:
+            yield self
+        self._progress = None
+
+    @contextlib.contextmanager
+    def bar(self, description: str, total: int | None) -> Iterator:
+        if self._progress is None:
+            yield lambda n=1: None
+            return
+        transient = description.startswith("member")
+        task = self._progress.add_task(description, total=total)
+        try:
+            yield lambda n=1: self._progress.advance(task, n)
+        finally:
+            if transient:
+                self._progress.remove_task(task)
+
+    def stage(self, name: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(f"[bold]{name}[/bold]")
+
+    def info(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(message, markup=False)
+
+
+def _progress():  # noqa: ANN202
+    from miaudit.progress import NullProgress
+
+    if _STATE["quiet"]:
+        return contextlib.nullcontext(NullProgress())
+    return RichProgress(err_console).live()
+
+
+def default_out(config: Path | None) -> Path:
+    """`runs/<config stem>` (or `runs/default`): the same command always resumes the same directory."""
+    return Path("runs") / (config.stem if config is not None else "default")
+
+
+@app.callback()
+def _global(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
+) -> None:
+    _STATE["debug"] = debug
+
+
+ConfigArg = Annotated[Optional[Path], typer.Argument(help="YAML config (default: the embedded synthetic-purchase audit)")]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default: runs/<config name>)")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="delete a run directory holding another config and start over")]
+
+
+@app.command()
+def run(
+    config: ConfigArg = None,
+    out: OutOpt = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override a config key, e.g. train.epochs=30")] = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a pool of models, compute signals, run the attacks, write a run directory."""
+    from miaudit.config import load_config
+    from miaudit.report.summary import format_summary
+    from miaudit.runner import run_audit
+
+    _STATE["quiet"] = quiet
+    cfg = load_config(config, set_ or [])
+    out = out or default_out(config)
+    with _progress() as progress:
+        results = run_audit(cfg, out, force=force, progress=progress)
+    sys.stdout.write(format_summary(results))
+    sys.stdout.write(f"run directory: {out}\n")
+
+
+@app.command()
+def datasets() -> None:
+    """Every dataset, the files it expects, and whether they are found here."""
+    from miaudit.data import DATASETS
+
+    for name, spec in DATASETS.items():
+        found = spec.find_dir(None)
+        if not spec.files:
+            status = "built in"
+        elif found is not None:
+            status = f"found in {found}"
+        else:
+            where = ", ".join(spec.default_dirs) if spec.default_dirs else "set data.data_dir"
+            status = f"not found ({where})"
+        out_console.print(f"{name:<20} {spec.kind:<8} {status}", markup=False)
+        out_console.print(f"    {spec.description}", markup=False)
+        for f in spec.files:
+            out_console.print(f"    file: {' or '.join(f.names)} — {f.description}", markup=False)
+        if spec.url:
+            out_console.print(f"    download: {spec.url} (data.params.download: true)", markup=False)
+
+
+@app.command("list")
+def list_(what: Annotated[str, typer.Argument(help="attacks | models | datasets")]) -> None:
+    """List a registry: attacks, models or datasets."""
+    from miaudit.attacks import ATTACKS
+    from miaudit.data import DATASETS
+    from miaudit.errors import ConfigError
+    from miaudit.models import MODELS
+
+    registries = {"attacks": ATTACKS, "models": MODELS, "datasets": DATASETS}
+    if what not in registries:
+        raise ConfigError(f"list {what!r}: choose one of {', '.join(registries)}")
+    for name, spec in registries[what].items():
+        out_console.print(f"{name:<22} {spec.description}", markup=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=UserWarning, module="miaudit")
+    args = list(sys.argv[1:] if argv is None else argv)
+    _STATE["debug"] = "--debug" in args
+    try:
+        app(args=args, prog_name="miaudit", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return 2
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print(
+            "miaudit: interrupted; finished models and artefacts are kept — rerun the same command to resume",
+            markup=False,
+        )
+        return 130
+    except UserError as exc:
+        if _STATE["debug"]:
+            traceback.print_exc()
+        message = " ".join(str(exc).split())  # always one line
+        err_console.print(f"miaudit: error: {message}", markup=False, soft_wrap=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""Typed, validated run configuration: defaults, then YAML, then ``--set key=value``.
+
+Every default sits in its field with the reason for it. Names of datasets, models and attacks
+and their ``params`` are checked against the registries at load time, before anything trains.
+Problems are reported together in one line naming each key (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from miaudit.errors import ConfigError
+from miaudit.io import fingerprint
+
+FORBID = ConfigDict(extra="forbid", frozen=True)
+
+#: FPRs at which TPR is reported; DESIGN.md: {0, 0.01%, 0.1%, 1%} plus 10% for context.
+DEFAULT_FPRS = (0.0, 0.0001, 0.001, 0.01, 0.1)
+
+
+def _validate_params(registry: Any, name: str, params: dict[str, Any] | None, where: str) -> dict[str, Any]:
+    """Validate ``params`` against the registered params model; return the full resolved dict."""
+    if name not in registry:
+        raise ValueError(registry.unknown_message(name, where=where))
+    spec = registry.get(name)
+    try:
+        return spec.params.model_validate(params or {}).model_dump(mode="json")
+    except ValidationError as exc:
+        raise ValueError(_format_errors(exc, prefix="params")) from None
+
+
+class SplitSizes(BaseModel):
+    """Records per split; the four are disjoint and drawn from one seeded permutation."""
+
+    model_config = FORBID
+
+    audit: int = Field(20_000, ge=2, description="records whose membership is tested; each model trains on half")
+    population: int = Field(5_000, ge=0, description="never trained on: RMIA's z, thresholds, shadow data")
+    validation: int = Field(1_000, ge=0, description="early stopping and model selection only")
+    test: int = Field(5_000, ge=1, description="utility (test accuracy)")
+
+
+class DataConfig(BaseModel):
+    model_config = FORBID
+
+    name: str = Field("synthetic-purchase", description="a registered dataset (`miaudit datasets`)")
+    data_dir: Path | None = Field(None, description="where the dataset's files are; default: its standard place")
+    params: dict[str, Any] = Field(default_factory=dict, description="dataset options (see `miaudit datasets`)")
+    splits: SplitSizes = Field(default_factory=SplitSizes)
+
+    @model_validator(mode="after")
+    def _check_params(self) -> DataConfig:
+        from miaudit.data import DATASETS
+
+        resolved = _validate_params(DATASETS, self.name, self.params, "name")
+        object.__setattr__(self, "params", resolved)
+        return self
+
+
+class ModelConfig(BaseModel):
+    model_config = FORBID
+
+    name: str = Field("fcn", description="a registered model (`miaudit list models`)")
+    params: dict[str, Any] = Field(default_factory=dict, description="model options, e.g. width, dropout, norm")
+
+    @model_validator(mode="after")
+    def _check_params(self) -> ModelConfig:
+        from miaudit.models import MODELS
+
+        resolved = _validate_params(MODELS, self.name, self.params, "name")
+        object.__setattr__(self, "params", resolved)
+        return self
+
+
+class EarlyStopping(BaseModel):
+    model_config = FORBID
+
+    enabled: bool = Field(False, description="off by default: the study's baseline trains to the end")
+    patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
+    metric: Literal["val_loss", "val_acc"] = Field("val_loss", description="measured on the validation split only")
+    min_delta: float = Field(0.0, ge=0.0, description="smallest change that counts as improvement")
+
+
+class TrainConfig(BaseModel):
+    model_config = FORBID
+
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="the study trained its FCN with Adam")
+    lr: float = Field(1e-3, gt=0, description="Adam 1e-3 reaches ~100% train accuracy on Purchase-like data")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty; 0 = the undefended baseline")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="0 = the undefended baseline")
+    epochs: int = Field(20, ge=1, description="20 epochs: train accuracy ~100%, as in the study")
+    batch_size: int = Field(128, ge=1, description="the study's batch size")
+    schedule: Literal["constant", "cosine", "step"] = Field("constant", description="learning-rate schedule")
+    step_size: int = Field(10, ge=1, description="epochs per decay for the 'step' schedule")
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor for the 'step' schedule")
+    early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+
+
+class PoolConfig(BaseModel):
+    model_config = FORBID
+
+    n_models: int = Field(8, ge=2, description="even: every record is IN for exactly half the models")
+
+    @field_validator("n_models")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError(f"must be even so every record is IN for exactly half the models, got {v}")
+        return v
+
+
+class AuditConfig(BaseModel):
+    model_config = FORBID
+
+    attacks: list[str] | None = Field(None, description="attacks to run; default: all the pool supports")
+    attack_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-attack options, e.g. {rmia-offline: {gamma: 2}}"
+    )
+    targets: int | list[int] | None = Field(
+        None, description="models that play the target: all (null), the first k (int), or a list of indices"
+    )
+    fprs: tuple[float, ...] = Field(DEFAULT_FPRS, description="FPRs at which TPR is reported")
+    queries: int = Field(2, ge=1, description="augmented queries per record for image datasets (1 = none)")
+
+    @field_validator("fprs")
+    @classmethod
+    def _fprs_in_range(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        for a in v:
+            if not 0.0 <= a < 1.0:
+                raise ValueError(f"every FPR must lie in [0, 1), got {a}")
+        return tuple(sorted(set(v)))
+
+    @model_validator(mode="after")
+    def _check_attacks(self) -> AuditConfig:
+        from miaudit.attacks import ATTACKS
+
+        problems = []
+        for i, name in enumerate(self.attacks or []):
+            if name not in ATTACKS:
+                problems.append(ATTACKS.unknown_message(name, where=f"attacks[{i}]"))
+        for name, params in self.attack_params.items():
+            if name not in ATTACKS:
+                problems.append(ATTACKS.unknown_message(name, where="attack_params"))
+                continue
+            try:
+                ATTACKS.get(name).params.model_validate(params)
+            except ValidationError as exc:
+                problems.append(_format_errors(exc, prefix=f"attack_params.{name}"))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class AnalysisConfig(BaseModel):
+    model_config = FORBID
+
+    vulnerability: bool = Field(True, description="per-record vulnerability and outlier analysis")
+
+
+class RuntimeConfig(BaseModel):
+    """How to compute; never changes results (so never part of the pool fingerprint)."""
+
+    model_config = FORBID
+
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads; default: all cores")
+    workers: int = Field(1, ge=1, description="pool members trained in parallel processes")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
+    executor: Literal["local", "ray"] = Field("local", description="where pool members train")
+
+
+class RunConfig(BaseModel):
+    """One audit run: data, model, training recipe, pool, attacks, analysis."""
+
+    model_config = FORBID
+
+    seed: int = Field(0, ge=0, description="fixes every random choice of the run")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    pool: PoolConfig = Field(default_factory=PoolConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @model_validator(mode="after")
+    def _check_targets(self) -> RunConfig:
+        t = self.audit.targets
+        m = self.pool.n_models
+        if isinstance(t, int) and not 1 <= t <= m:
+            raise ValueError(f"audit.targets: must be between 1 and pool.n_models={m}, got {t}")
+        if isinstance(t, list):
+            bad = [i for i in t if not 0 <= i < m]
+            if bad or not t:
+                raise ValueError(f"audit.targets: indices must lie in 0..{m - 1}, got {t}")
+        return self
+
+    def pool_fingerprint(self) -> str:
+        """Hash of everything that determines the trained models (not attacks, analysis or runtime)."""
+        return fingerprint(self.model_dump(mode="json", include={"seed", "data", "model", "train", "pool"}))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _format_errors(exc: ValidationError, prefix: str = "") -> str:
+    """One part per problem joined with '; ', each naming its dotted key."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        key = ".".join(p for p in (prefix, loc) if p)
+        if err["type"] == "value_error":
+            # our validators word each problem as "subkey: text" (joined by "; ") or plain text
+            for part in str(err.get("ctx", {}).get("error", err["msg"])).split("; "):
+                if _SUBKEY.match(part):
+                    parts.append(f"{key}.{part}" if key else part)
+                else:
+                    parts.append(f"{key}: {part}" if key else part)
+            continue
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        else:
+            msg = err["msg"]
+            if "input" in err and not isinstance(err["input"], (dict, list)):
+                msg += f" (got {err['input']!r})"
+        parts.append(f"{key}: {msg}" if key else msg)
+    return "; ".join(parts)
+
+
+_SUBKEY = re.compile(r"^[A-Za-z_][\w\[\]\.-]*: ")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``a.b=c`` -> (["a", "b"], value parsed as YAML, so numbers, bools and lists work)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=30")
+    key, _, raw = item.partition("=")
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"--set {item!r}: bad key {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        path, value = parse_override(item)
+        node = raw
+        for p in path[:-1]:
+            child = node.get(p)
+            if child is None:
+                child = node[p] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {p!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def read_yaml(path: Path | str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (data, model, train, ...)")
+    return raw
+
+
+def validate_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_format_errors(exc)}") from None
+
+
+def load_config(path: Path | str | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults, then the YAML file (if any), then ``--set`` overrides; validated as a whole."""
+    raw = read_yaml(path) if path is not None else {}
+    raw = apply_overrides(raw, list(overrides or []))
+    return validate_config(raw, source=str(path) if path is not None else "config")

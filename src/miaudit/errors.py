@@ -1,0 +1,40 @@
+"""Every error and warning class miaudit raises on purpose, in one place.
+
+``UserError`` and its subclasses are problems the user can fix (bad config, missing file):
+the CLI prints them as one line and exits with code 2. Anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+
+class MiauditError(Exception):
+    """Anything miaudit raises on purpose."""
+
+
+class UserError(MiauditError):
+    """Fixable by the user: the CLI prints one line and exits 2."""
+
+
+class ConfigError(UserError, ValueError):
+    """Bad YAML, unknown name, out-of-range value, incompatible run directory."""
+
+
+class DataError(UserError):
+    """Missing file, checksum mismatch, wrong shape, corrupt archive, unsafe pickle."""
+
+
+class RunDirError(UserError):
+    """The run directory cannot be used: not writable, full, or holds a different run."""
+
+
+class Interrupted(MiauditError):
+    """The run was stopped (Ctrl-C); finished artefacts are kept and the run resumes."""
+
+
+class UnreliableEstimateWarning(UserWarning):
+    """A TPR at FPR alpha backed by fewer than ~10/alpha non-members."""
+
+
+class SkippedAttackWarning(UserWarning):
+    """An attack that the pool or dataset cannot support was skipped."""

@@ -1,0 +1,134 @@
+"""``run_audit``: the whole pipeline for one configuration, into one resumable run directory.
+
+config -> data -> pool -> signals -> attacks -> metrics -> analysis -> results/report.
+Every stage reuses what a previous, interrupted run of the same configuration finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from miaudit.audit import run_attacks, utility
+from miaudit.config import RunConfig
+from miaudit.data import Dataset, Splits, load_dataset, make_splits
+from miaudit.io import save_npz, write_json, write_text
+from miaudit.pool import PoolInputs, membership_design, resolve_device, train_pool
+from miaudit.progress import NullProgress, Progress
+from miaudit.provenance import machine, package_versions
+from miaudit.report.summary import format_summary
+from miaudit.rundir import RunDir, locked, prepare_run_dir
+from miaudit.signals import compute_signals
+
+log = logging.getLogger(__name__)
+
+RESULTS_SCHEMA_VERSION = 1
+
+
+class StageTimer:
+    """Wall time per pipeline stage, for ``timing.json``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str, progress: Progress) -> Iterator[None]:
+        progress.stage(stage)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+def split_data(config: RunConfig) -> tuple[Dataset, Splits]:
+    """Load the configured dataset and draw its four disjoint splits from the run seed."""
+    d = config.data
+    dataset = load_dataset(d.name, d.params, d.data_dir, config.seed)
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x5_9117]))
+    s = d.splits
+    splits = make_splits(len(dataset), audit=s.audit, population=s.population, validation=s.validation, test=s.test, rng=rng)
+    return dataset, splits
+
+
+def run_audit(
+    config: RunConfig, out: Path | str, *, force: bool = False, progress: Progress | None = None
+) -> dict:
+    """Train (or reuse) the pool, compute signals, run the attacks and write the run directory.
+
+    Returns the content of ``results.json``.
+    """
+    progress = progress or NullProgress()
+    rd = prepare_run_dir(Path(out), config, force=force)
+    with locked(rd):
+        return _run(config, rd, progress)
+
+
+def _run(config: RunConfig, rd: RunDir, progress: Progress) -> dict:
+    timer = StageTimer()
+    total_start = time.perf_counter()
+    if config.runtime.threads:
+        torch.set_num_threads(config.runtime.threads)
+    device = resolve_device(config.runtime.device)
+    write_text(rd.root / "config.resolved.yaml", config.to_yaml())
+    write_json(rd.manifest, {
+        "pool_fingerprint": config.pool_fingerprint(),
+        "seed": config.seed,
+        "versions": package_versions(),
+        "machine": machine(),
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+    })
+
+    with timer("data", progress):
+        dataset, splits = split_data(config)
+        save_npz(rd.root / "splits.npz", **splits.as_dict(), audit_ids=dataset.ids[splits.audit])
+
+    with timer("training", progress):
+        in_mask = membership_design(config.pool.n_models, len(splits.audit), config.seed)
+        inputs = PoolInputs.build(config, dataset, splits, in_mask)
+        sidecars = train_pool(inputs, rd, device=device, progress=progress)
+
+    with timer("signals", progress):
+        signals = compute_signals(config, dataset, splits, in_mask, rd, device=device, progress=progress)
+
+    with timer("attacks", progress):
+        attack_run = run_attacks(signals, config.audit, seed=config.seed, scores_dir=rd.scores, progress=progress)
+
+    with timer("report", progress):
+        results = {
+            "schema_version": RESULTS_SCHEMA_VERSION,
+            "config": config.model_dump(mode="json"),
+            "pool_fingerprint": config.pool_fingerprint(),
+            "seed": config.seed,
+            "versions": package_versions(),
+            "data": {
+                "name": dataset.name,
+                "kind": dataset.kind,
+                "n_records": len(dataset),
+                "n_classes": dataset.n_classes,
+                "input_shape": list(dataset.input_shape),
+                "splits": splits.sizes(),
+            },
+            "pool": {
+                "n_models": config.pool.n_models,
+                "targets": attack_run.targets,
+                "epochs_run": [s["epochs_run"] for s in sidecars],
+            },
+            "utility": utility(signals, attack_run.targets),
+            "attacks": attack_run.results,
+            "skipped_attacks": attack_run.skipped,
+        }
+        write_json(rd.results, results)
+        write_text(rd.root / "summary.txt", format_summary(results))
+
+    timing = {"stages_s": timer.seconds, "total_s": time.perf_counter() - total_start,
+              "members_train_s": [s.get("wall_s") for s in sidecars]}
+    write_json(rd.root / "timing.json", timing)
+    return results

@@ -1,0 +1,164 @@
+"""Signals: every pool member's logits on the audit pool, population and test split.
+
+Computed once in batches and cached; every attack reads from here. For image datasets each
+record is also queried under A deterministic augmentations (identity first), as LiRA does.
+Per-member parts are written as they finish (resumable), then assembled into memory-mappable
+``.npy`` arrays:
+
+- ``audit_logits.npy``       (M, A, N, C) float32
+- ``population_logits.npy``  (M, A, P, C) float32
+- ``test_logits.npy``        (M, 1, T, C) float32
+- ``in_mask.npy`` (M, N) bool, ``labels.npy`` (N,), ``population_labels.npy`` (P,), ``test_labels.npy`` (T,)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from miaudit.config import RunConfig
+from miaudit.data import Dataset, Splits
+from miaudit.io import fingerprint, load_npy, read_json, save_npy, save_npz, write_json, write_memmap
+from miaudit.pool import load_member
+from miaudit.progress import NullProgress, Progress
+from miaudit.rundir import RunDir
+from miaudit.transforms import apply_query, query_offsets
+
+
+@dataclass(frozen=True)
+class Signals:
+    """The cached pool outputs every attack reads (arrays may be memory-mapped)."""
+
+    logits: np.ndarray  # (M, A, N, C)
+    in_mask: np.ndarray  # (M, N) bool
+    labels: np.ndarray  # (N,)
+    population_logits: np.ndarray | None  # (M, A, P, C)
+    population_labels: np.ndarray | None  # (P,)
+    test_logits: np.ndarray | None = None  # (M, 1, T, C)
+    test_labels: np.ndarray | None = None  # (T,)
+    is_image: bool = False
+
+    @property
+    def n_models(self) -> int:
+        return self.logits.shape[0]
+
+
+def n_queries(config: RunConfig, is_image: bool) -> int:
+    return config.audit.queries if is_image else 1
+
+
+def signals_fingerprint(config: RunConfig, is_image: bool) -> str:
+    return fingerprint({"pool": config.pool_fingerprint(), "queries": n_queries(config, is_image)})
+
+
+@torch.no_grad()
+def model_logits(
+    model: torch.nn.Module, x: np.ndarray, queries: list[tuple[bool, int, int]], *, device: torch.device,
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """Logits (A, N, C) float32 of ``model`` on ``x`` under each query (tabular: identity only)."""
+    model.eval()
+    outs = []
+    for q in queries:
+        chunks = []
+        for i in range(0, len(x), batch_size):
+            xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])).to(device)
+            if xb.ndim == 4:
+                xb = apply_query(xb, q)
+            chunks.append(model(xb).float().cpu().numpy())
+        outs.append(np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32))
+    return np.stack(outs).astype(np.float32)
+
+
+def compute_member_signals(
+    config: RunConfig, dataset: Dataset, splits: Splits, rd: RunDir, m: int, *, device: torch.device
+) -> None:
+    """Write member ``m``'s logits on audit, population and test records (one .npz part)."""
+    is_image = dataset.kind == "image"
+    queries = query_offsets(n_queries(config, is_image))
+    model = load_member(config, dataset.input_shape, dataset.n_classes, rd, m).to(device)
+    save_npz(
+        rd.member_signals(m),
+        audit=model_logits(model, dataset.x[splits.audit], queries, device=device),
+        population=model_logits(model, dataset.x[splits.population], queries, device=device),
+        test=model_logits(model, dataset.x[splits.test], queries[:1], device=device),
+        fingerprint=np.array(signals_fingerprint(config, is_image)),
+    )
+
+
+def _part_done(path: Path, fp: str) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return str(z["fingerprint"]) == fp
+    except Exception:  # noqa: BLE001  a damaged part is recomputed
+        return False
+
+
+def compute_signals(
+    config: RunConfig,
+    dataset: Dataset,
+    splits: Splits,
+    in_mask: np.ndarray,
+    rd: RunDir,
+    *,
+    device: torch.device,
+    progress: Progress | None = None,
+) -> Signals:
+    """Compute (or reuse) every member's signals and assemble the pool arrays."""
+    progress = progress or NullProgress()
+    is_image = dataset.kind == "image"
+    fp = signals_fingerprint(config, is_image)
+    manifest = rd.signals / "manifest.json"
+    if manifest.is_file() and read_json(manifest).get("fingerprint") == fp:
+        progress.info(f"reusing signals in {rd.signals}")
+        return load_signals(rd.signals)
+    m_total = config.pool.n_models
+    with progress.bar("signals", m_total) as advance:
+        for m in range(m_total):
+            if not _part_done(rd.member_signals(m), fp):
+                compute_member_signals(config, dataset, splits, rd, m, device=device)
+            advance(1)
+    assemble_signals(rd, m_total, fp)
+    save_npy(rd.signals / "in_mask.npy", in_mask)
+    save_npy(rd.signals / "labels.npy", dataset.y[splits.audit])
+    save_npy(rd.signals / "population_labels.npy", dataset.y[splits.population])
+    save_npy(rd.signals / "test_labels.npy", dataset.y[splits.test])
+    save_npy(rd.signals / "record_ids.npy", dataset.ids[splits.audit])
+    write_json(manifest, {"fingerprint": fp, "n_models": m_total, "is_image": is_image})
+    return load_signals(rd.signals)
+
+
+def assemble_signals(rd: RunDir, n_models: int, fp: str) -> None:
+    """Stack per-member parts into (M, A, N, C) arrays, one member at a time (bounded memory)."""
+    with np.load(rd.member_signals(0), allow_pickle=False) as first:
+        shapes = {k: first[k].shape for k in ("audit", "population", "test")}
+    for key, out_name in (("audit", "audit_logits"), ("population", "population_logits"), ("test", "test_logits")):
+
+        def fill(arr: np.ndarray, key: str = key) -> None:
+            for m in range(n_models):
+                with np.load(rd.member_signals(m), allow_pickle=False) as z:
+                    arr[m] = z[key]
+
+        write_memmap(rd.signals / f"{out_name}.npy", (n_models, *shapes[key]), np.float32, fill)
+
+
+def load_signals(directory: Path, *, mmap: bool = True) -> Signals:
+    """Open cached signals (memory-mapped by default)."""
+    d = Path(directory)
+    man = read_json(d / "manifest.json")
+    pop = load_npy(d / "population_logits.npy", mmap=mmap)
+    return Signals(
+        logits=load_npy(d / "audit_logits.npy", mmap=mmap),
+        in_mask=load_npy(d / "in_mask.npy"),
+        labels=load_npy(d / "labels.npy"),
+        population_logits=pop if pop.shape[2] > 0 else None,
+        population_labels=load_npy(d / "population_labels.npy"),
+        test_logits=load_npy(d / "test_logits.npy", mmap=mmap),
+        test_labels=load_npy(d / "test_labels.npy"),
+        is_image=bool(man.get("is_image", False)),
+    )

@@ -1,0 +1,89 @@
+import pytest
+
+from miaudit.config import RunConfig, apply_overrides, load_config, parse_override
+from miaudit.errors import ConfigError
+
+
+def test_defaults_are_the_embedded_audit():
+    cfg = load_config()
+    assert cfg.data.name == "synthetic-purchase"
+    assert cfg.model.name == "fcn"
+    assert cfg.pool.n_models == 8
+    # dataset params are resolved with their defaults, so the run directory records them
+    assert cfg.data.params["n_features"] == 600
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("train.epochz=3", "train.epochz: unknown key"),
+        ("train.epochs=abc", "train.epochs"),
+        ("train.epochs=0", "train.epochs"),
+        ("data.splits.audit=-5", "data.splits.audit"),
+        ("pool.n_models=5", "pool.n_models: must be even"),
+        ("audit.fprs=[0.01, 1.5]", "audit.fprs"),
+        ("data.name=purchase1000", "data.name: unknown dataset 'purchase1000'"),
+        ("model.name=resnet", "model.name: unknown model 'resnet'"),
+        ("audit.attacks=[lira-onlin]", "audit.attacks[0]: unknown attack 'lira-onlin', did you mean 'lira-online'"),
+        ("data.params.n_recordz=5", "data.params.n_recordz: unknown key"),
+        ("data.params.density=2", "data.params.density"),
+        ("audit.targets=9", "audit.targets"),
+    ],
+)
+def test_bad_values_name_their_key_in_one_line(override, needle):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    msg = str(info.value)
+    assert needle in msg
+    assert "\n" not in msg
+
+
+def test_several_problems_are_reported_together():
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["train.epochs=0", "pool.n_models=3"])
+    assert "train.epochs" in str(info.value) and "pool.n_models" in str(info.value)
+
+
+def test_yaml_then_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  epochs: 3\n  lr: 0.01\npool:\n  n_models: 4\n")
+    cfg = load_config(p, ["train.epochs=7"])
+    assert (cfg.train.epochs, cfg.train.lr, cfg.pool.n_models) == (7, 0.01, 4)
+
+
+def test_missing_and_malformed_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    lst = tmp_path / "list.yaml"
+    lst.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(lst)
+
+
+def test_override_parsing():
+    assert parse_override("a.b=3") == (["a", "b"], 3)
+    assert parse_override("a=[1, 2]") == (["a"], [1, 2])
+    assert parse_override("a=true") == (["a"], True)
+    with pytest.raises(ConfigError):
+        parse_override("novalue")
+    with pytest.raises(ConfigError, match="not a section"):
+        apply_overrides({"train": 3}, ["train.epochs=2"])
+
+
+def test_pool_fingerprint_ignores_attacks_and_runtime():
+    a = RunConfig()
+    b = load_config(None, ["audit.attacks=[loss]", "runtime.threads=1", "analysis.vulnerability=false"])
+    c = load_config(None, ["train.epochs=3"])
+    assert a.pool_fingerprint() == b.pool_fingerprint()
+    assert a.pool_fingerprint() != c.pool_fingerprint()
+
+
+def test_resolved_yaml_round_trips(tmp_path):
+    cfg = load_config(None, ["train.epochs=3", "audit.attacks=[loss]"])
+    p = tmp_path / "r.yaml"
+    p.write_text(cfg.to_yaml())
+    assert load_config(p) == cfg
