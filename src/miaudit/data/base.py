@@ -169,7 +169,7 @@ def require_files(
     Files that belong together (images and labels, features and labels) must come from the
     same directory, so the first candidate directory holding all of them wins. The error
     names the files still missing and where they were looked for; ``hint`` is appended
-    (e.g. "or set download: true").
+    (e.g. ", or set data.params.download: true").
     """
     dirs = [Path(data_dir).expanduser()] if data_dir is not None else [Path(d).expanduser() for d in default_dirs]
     best: tuple[Path, list[tuple[str, ...]], int] | None = None
@@ -186,7 +186,13 @@ def require_files(
     else:
         where = " or ".join(str(d) for d in dirs) if dirs else "a directory given as data.data_dir"
         missing = list(groups)
-    wanted = ", ".join(" or ".join(repr(n) for n in names) for names in missing)
+    if len(missing) == 1:
+        wanted = " or ".join(repr(n) for n in missing[0])
+    else:  # several files: their usual names, to keep the message one readable line
+        others = any(len(names) > 1 for names in missing)
+        wanted = ", ".join(repr(names[0]) for names in missing) + (
+            " (or the other names `miaudit datasets` lists)" if others else ""
+        )
     raise DataError(
         f"dataset {spec_name!r}: {wanted} not found in {where}; put the files there (set data.data_dir){hint}"
     )
