@@ -28,6 +28,7 @@ def test_defaults_are_the_embedded_audit():
         ("data.params.n_recordz=5", "data.params.n_recordz: unknown key"),
         ("data.params.density=2", "data.params.density"),
         ("audit.targets=9", "audit.targets"),
+
     ],
 )
 def test_bad_values_name_their_key_in_one_line(override, needle):
@@ -36,6 +37,11 @@ def test_bad_values_name_their_key_in_one_line(override, needle):
     msg = str(info.value)
     assert needle in msg
     assert "\n" not in msg
+
+
+def test_model_params_are_checked_at_load_time():
+    with pytest.raises(ConfigError, match=r"model.params.depth: .*multiple of 6"):
+        load_config(None, ["model.name=densenet-bc", "model.params.depth=101"])
 
 
 def test_several_problems_are_reported_together():

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from miaudit._registry import Registry
+from miaudit._validation import format_validation_error
+from miaudit.errors import ConfigError
 
 Norm = Literal["batch", "group", "none"]
 
@@ -20,9 +22,14 @@ class AuditModel(nn.Module):
 
     Subclasses implement ``embed`` (inputs -> penultimate features) and ``head``
     (features -> logits); ``forward`` is ``head(embed(x))``.
+
+    ``cam_layer`` (the last convolutional block, for Grad-CAM) must be a read-only *property*
+    returning a submodule, not an attribute assigned in ``__init__``: nn.Module would register
+    an assigned module twice (duplicate state-dict keys that safetensors refuses), and a
+    property stays correct after deep copies and BatchNorm→GroupNorm conversion.
     """
 
-    #: the last convolutional block, for Grad-CAM; None for models without convolutions
+    #: None for models without convolutions; convolutional models override it with a property
     cam_layer: nn.Module | None = None
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:  # (B, ...) -> (B, D)
@@ -69,7 +76,13 @@ def register_model(
 def build_model(name: str, params: dict | BaseModel, input_shape: tuple[int, ...], n_classes: int) -> AuditModel:
     """Build a registered model; ``params`` may be a dict (validated) or the params model itself."""
     spec = MODELS.get(name, where="model.name")
-    p = params if isinstance(params, spec.params) else spec.params.model_validate(params or {})
+    if isinstance(params, spec.params):
+        p = params
+    else:
+        try:
+            p = spec.params.model_validate(params or {})
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, prefix="model.params")) from None
     return spec.build(p, tuple(input_shape), n_classes)
 
 

@@ -49,8 +49,8 @@ class MLPParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     hidden: tuple[int, ...] = Field((256,), description="hidden widths; small by design (< 200k params)")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    activation: str = Field("relu", pattern="^(tanh|relu)$")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each hidden layer")
+    activation: str = Field("relu", pattern="^(tanh|relu)$", description="relu trains small nets fastest")
 
 
 @register_model("mlp", params=MLPParams, inputs="any", description="a small MLP (one hidden layer of 256 by default)")
