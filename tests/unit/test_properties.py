@@ -1,0 +1,74 @@
+"""Property-based checks (hypothesis) of the metrics and the split/membership design."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from miaudit.data import make_splits
+from miaudit.metrics import attack_metrics, tpr_at_fpr
+from miaudit.pool import membership_design
+
+FPRS = (0.0, 0.0001, 0.001, 0.01, 0.1, 0.5)
+
+
+@st.composite
+def scored(draw):
+    n = draw(st.integers(4, 300))
+    # few distinct values on purpose: ties are where ROC code goes wrong
+    scores = draw(arrays(np.float64, n, elements=st.sampled_from([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0]) | st.floats(-5, 5)))
+    member = draw(arrays(np.bool_, n))
+    member[0], member[1] = True, False  # both classes present
+    return scores, member
+
+
+@settings(max_examples=150, deadline=None)
+@given(scored())
+def test_auc_in_unit_interval_and_antisymmetric(sm):
+    s, m = sm
+    a = attack_metrics(s, m, FPRS)
+    b = attack_metrics(-s, m, FPRS)
+    assert 0.0 <= a.auc <= 1.0
+    assert abs(a.auc + b.auc - 1.0) < 1e-9
+
+
+@settings(max_examples=150, deadline=None)
+@given(scored())
+def test_tpr_at_fpr_is_monotone_and_advantage_bounded(sm):
+    s, m = sm
+    r = attack_metrics(s, m, FPRS)
+    tprs = [r.tpr_at_fpr[k] for k in sorted(r.tpr_at_fpr, key=float)]
+    assert all(x <= y + 1e-12 for x, y in zip(tprs, tprs[1:]))
+    assert all(0.0 <= t <= 1.0 for t in tprs)
+    assert 0.0 <= r.advantage <= 1.0
+    # never above what an oracle that counts thresholds directly allows
+    neg = s[~m]
+    for alpha in (0.0, 0.1, 0.5):
+        best = 0.0
+        for thr in np.unique(s):
+            if (neg >= thr).mean() <= alpha + 1e-12:
+                best = max(best, (s[m] >= thr).mean())
+        assert abs(tpr_at_fpr(s, m, alpha) - best) < 1e-12
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(2, 2000),
+    st.lists(st.integers(0, 500), min_size=4, max_size=4),
+    st.integers(0, 2**32 - 1),
+)
+def test_splits_disjoint_whenever_they_fit(n, sizes, seed):
+    sizes[0] = max(sizes[0], 2)
+    if sum(sizes) > n:
+        return
+    s = make_splits(n, audit=sizes[0], population=sizes[1], validation=sizes[2], test=sizes[3],
+                    rng=np.random.default_rng(seed))
+    allidx = np.concatenate(list(s.as_dict().values()))
+    assert len(np.unique(allidx)) == len(allidx) == sum(sizes)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 16).map(lambda k: 2 * k), st.integers(1, 400), st.integers(0, 2**32 - 1))
+def test_membership_design_balanced_for_any_size(m, n, seed):
+    mask = membership_design(m, n, seed)
+    assert (mask.sum(axis=0) == m // 2).all()
