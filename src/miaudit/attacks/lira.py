@@ -7,7 +7,9 @@ record is IN (μ_in, σ_in) and OUT (μ_out, σ_out), separately for each augmen
 - online: score = log N(φ_t; μ_in, σ_in²) − log N(φ_t; μ_out, σ_out²)
 - offline: score = log Pr[Z ≤ φ_t], Z ~ N(μ_out, σ_out²): one-sided, large φ_t = member
 
-With several queries the per-query scores are averaged (paper §IV-C). Choices made here:
+With several queries the per-query scores are averaged (paper §IV-C). ``max_refs`` keeps only
+the first k references per record on each side (reference order), to study small budgets
+("LiRA offline with one reference" is ``lira-offline-fixed`` with ``max_refs: 1``). Choices made here:
 means are arithmetic means (the reference code uses the median); per-record σ is the
 unbiased standard deviation with a floor of ``SIGMA_FLOOR``; the fixed-variance σ is the
 *pooled* unbiased residual standard deviation over all records and queries, separately for
@@ -22,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import norm
 
-from miaudit.attacks._common import scaled_logit
+from miaudit.attacks._common import scaled_logit, select_refs
 from miaudit.attacks.base import AttackInput, NotApplicable, register_attack
 
 SIGMA_FLOOR = 1e-3
@@ -32,6 +34,9 @@ class LiraParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     fixed_variance: bool = Field(False, description="one σ shared over records (better with few references)")
+    max_refs: int | None = Field(
+        None, ge=1, description="use at most this many references per record on each side, first in order (None = all)"
+    )
 
 
 def gaussian_fit(phi: np.ndarray, mask: np.ndarray, *, fixed_variance: bool, min_count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,26 +73,27 @@ def gaussian_fit(phi: np.ndarray, mask: np.ndarray, *, fixed_variance: bool, min
     return mu, sigma
 
 
-def lira_online(inp: AttackInput, *, fixed_variance: bool = False) -> np.ndarray:
+def lira_online(inp: AttackInput, *, fixed_variance: bool = False, max_refs: int | None = None) -> np.ndarray:
     phi_t = scaled_logit(inp.target, inp.labels)  # (A, N)
     phi_r = scaled_logit(inp.refs, inp.labels)  # (R, A, N)
-    mu_in, sd_in = gaussian_fit(phi_r, inp.refs_in, fixed_variance=fixed_variance, min_count=1)
-    mu_out, sd_out = gaussian_fit(phi_r, ~inp.refs_in, fixed_variance=fixed_variance, min_count=1)
+    ins, outs = select_refs(inp.refs_in, max_refs), select_refs(~inp.refs_in, max_refs)
+    mu_in, sd_in = gaussian_fit(phi_r, ins, fixed_variance=fixed_variance, min_count=1)
+    mu_out, sd_out = gaussian_fit(phi_r, outs, fixed_variance=fixed_variance, min_count=1)
     score = norm.logpdf(phi_t, mu_in, sd_in) - norm.logpdf(phi_t, mu_out, sd_out)  # (A, N)
     return score.mean(axis=0)
 
 
-def lira_offline(inp: AttackInput, *, fixed_variance: bool = False) -> np.ndarray:
+def lira_offline(inp: AttackInput, *, fixed_variance: bool = False, max_refs: int | None = None) -> np.ndarray:
     phi_t = scaled_logit(inp.target, inp.labels)  # (A, N)
     phi_r = scaled_logit(inp.refs, inp.labels)  # (R, A, N)
-    mu_out, sd_out = gaussian_fit(phi_r, ~inp.refs_in, fixed_variance=fixed_variance, min_count=1)
+    mu_out, sd_out = gaussian_fit(phi_r, select_refs(~inp.refs_in, max_refs), fixed_variance=fixed_variance, min_count=1)
     score = norm.logcdf((phi_t - mu_out) / sd_out)  # (A, N)
     return score.mean(axis=0)
 
 
 def _variant(fn, fixed: bool):  # noqa: ANN001, ANN202  (binds fixed_variance, as functools.partial would)
-    def attack(inp: AttackInput, *, fixed_variance: bool = fixed) -> np.ndarray:
-        return fn(inp, fixed_variance=fixed_variance)
+    def attack(inp: AttackInput, *, fixed_variance: bool = fixed, max_refs: int | None = None) -> np.ndarray:
+        return fn(inp, fixed_variance=fixed_variance, max_refs=max_refs)
 
     attack.__name__ = f"{fn.__name__}{'_fixed' if fixed else ''}"
     attack.__doc__ = fn.__doc__

@@ -1,18 +1,104 @@
-"""Attacks without reference models: one global threshold on a per-record statistic.
+"""Attacks that threshold one per-record statistic of the target's output.
 
 The score is the statistic oriented so that higher = member; the threshold itself is swept by
-the metrics (ROC), so these need no calibration data. Yeom et al. 2018 (loss).
+the metrics (ROC), so a population attack needs no calibration data: any threshold an attacker
+could set from population records is one point of that ROC. All four read the plain query
+(``target[0]``) only.
+
+- ``loss`` (Yeom et al. 2018): −loss.
+- ``confidence``: p_y. A monotone transform of −loss, so it ranks records identically except
+  where p_y rounds to 1.0 in float64 (margins beyond ~37), which ties those records.
+- ``entropy``: −H(p) = Σ_j p_j log p_j; low entropy ⇒ member (Salem et al. 2019).
+- ``modified-entropy`` (Song & Mittal 2021, §4.1): Mentr = −(1−p_y) log p_y − Σ_{j≠y} p_j log(1−p_j);
+  Mentr grows with the loss, so the score is −Mentr.
+
+``calibrated-loss`` (Watson et al. 2022) subtracts each record's difficulty: score =
+−(loss_target − mean loss over the OUT references), so it needs at least one OUT reference
+per record (offline knowledge).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from miaudit.attacks._common import cross_entropy
-from miaudit.attacks.base import AttackInput, register_attack
+from miaudit.attacks._common import (
+    cross_entropy,
+    log_one_minus_softmax,
+    log_softmax,
+    out_mean,
+    true_class_logprob,
+)
+from miaudit.attacks.base import AttackInput, NotApplicable, register_attack
 
 
 @register_attack("loss", description="global threshold on the target's loss (Yeom et al. 2018)", knowledge="none")
 def loss_attack(inp: AttackInput) -> np.ndarray:
     """Score = −loss of the target on the plain query; members have lower loss."""
-    return -cross_entropy(inp.target[0], inp.labels)
+    return -cross_entropy(inp.target, inp.labels)[0]
+
+
+@register_attack("confidence", description="global threshold on p_y, the target's true-class probability", knowledge="none")
+def confidence_attack(inp: AttackInput) -> np.ndarray:
+    """Score = p_y (float64, from logits)."""
+    return np.exp(true_class_logprob(inp.target, inp.labels)[0])
+
+
+@register_attack("entropy", description="global threshold on the entropy of the target's softmax (low ⇒ member)", knowledge="none")
+def entropy_attack(inp: AttackInput) -> np.ndarray:
+    """Score = −H(p) = Σ_j p_j log p_j."""
+    logp = log_softmax(inp.target[0])
+    return (np.exp(logp) * logp).sum(axis=-1)
+
+
+def modified_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Song & Mittal's Mentr(p, y) = −(1−p_y) log p_y − Σ_{j≠y} p_j log(1−p_j), (..., N) float64.
+
+    Every log(1 − p) comes from logits (``log_one_minus_softmax``), so Mentr stays finite and
+    resolved at any margin.
+
+    Examples
+    --------
+    >>> round(float(modified_entropy(np.log(np.array([[0.5, 0.25, 0.25]])), np.array([0]))[0]), 6)
+    0.490415
+    """
+    logp = log_softmax(logits)
+    log1mp = log_one_minus_softmax(logits)
+    n = logp.shape[-2]
+    onehot = np.zeros(logp.shape[-2:], dtype=bool)
+    onehot[np.arange(n), labels] = True
+    p = np.exp(logp)
+    own = -np.exp(log1mp) * logp  # −(1 − p_j) log p_j, used for j = y
+    other = -p * log1mp  # −p_j log(1 − p_j), used for j ≠ y
+    # select, then sum: subtracting the j = y term from a full sum would cancel small Mentr to 0
+    return np.where(onehot, own, other).sum(axis=-1)
+
+
+@register_attack(
+    "modified-entropy", description="global threshold on Song & Mittal's modified entropy (low ⇒ member)", knowledge="none"
+)
+def modified_entropy_attack(inp: AttackInput) -> np.ndarray:
+    """Score = −Mentr; Mentr is low for confident, correct predictions."""
+    return -modified_entropy(inp.target[0], inp.labels)
+
+
+class CalibratedLossParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_refs: int | None = Field(None, ge=1, description="use at most this many OUT references per record (None = all)")
+
+
+@register_attack(
+    "calibrated-loss",
+    description="target loss minus the record's mean loss under OUT references (Watson et al. 2022)",
+    params=CalibratedLossParams,
+    knowledge="offline",
+)
+def calibrated_loss_attack(inp: AttackInput, *, max_refs: int | None = None) -> np.ndarray:
+    """Score = −(loss_target − mean_{OUT refs} loss), plain query only."""
+    ref_loss, count = out_mean(cross_entropy(inp.refs, inp.labels)[:, 0], inp.refs_in, max_refs=max_refs)
+    if inp.n_refs == 0 or (count < 1).any():
+        raise NotApplicable(
+            f"needs at least 1 OUT reference model per record, some records have {int(count.min()) if count.size else 0}"
+        )
+    return -(cross_entropy(inp.target, inp.labels)[0] - ref_loss)

@@ -1,0 +1,27 @@
+"""LiRA with a reference budget (``max_refs``): the first k references per record on each side."""
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from miaudit.attacks import ATTACKS, NotApplicable, make_input
+
+
+def test_lira_offline_fixed_with_one_reference_uses_the_first_out_reference(rng):
+    m, n = 8, 120
+    in_mask = np.zeros((m, n), bool)
+    for j in range(n):
+        in_mask[rng.permutation(m)[: m // 2], j] = True
+    phi = rng.normal(size=(m, n)) + 2 * in_mask
+    logits = np.stack([phi, np.zeros_like(phi)], -1)[:, None]  # scaled logit of label 0 is phi
+    y = np.zeros(n, int)
+    inp = make_input(logits, in_mask, y, 0)
+    got = ATTACKS.get("lira-offline-fixed")(inp, {"max_refs": 1})
+    refs, refs_in = phi[1:], in_mask[1:]
+    first = np.array([refs[~refs_in[:, j], j][0] for j in range(n)])
+    sigma = first.std()  # one value per record leaves no residual: the spread of the values
+    assert np.allclose(got, norm.logcdf((phi[0] - first) / sigma))
+    with pytest.raises(NotApplicable):
+        ATTACKS.get("lira-offline")(inp, {"max_refs": 1})  # per-record σ needs two references
+    two = ATTACKS.get("lira-online")(inp, {"max_refs": 2})
+    assert two.shape == (n,) and np.isfinite(two).all()
