@@ -1,0 +1,220 @@
+"""Evaluate inference-time defences on a pool's signals against three attackers.
+
+For each defence, one transform is fitted per pool member on that member's own training
+records (plain query, true labels) — the defender's view. Then, for every target:
+
+- **non-adaptive**: the target's outputs (audit and population records) are transformed; the
+  references are not. The attacker does not know about the defence.
+- **adaptive**: every reference model's outputs are transformed the same way, each with a
+  transform fitted on that reference's own training records. The attacker knows the defence
+  and its parameters and applies it to their shadow models.
+- **label-only**: only the predicted label of the transformed target is used
+  (``label-only-gap``, and ``label-only-augment`` for images with augmented queries).
+
+The attacks are the run's (``audit.attacks``, default: every applicable one); metrics are the
+same as for the undefended pool (per target, averaged over targets, bootstrap CIs). Reported
+with them: accuracy before and after the transform (train and test, mean over targets), the
+share of queries whose predicted class changed, and — in the timing, since results.json holds
+no wall-clock figures — the cost of fitting and applying the transform.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from miaudit.attacks import ATTACKS, NotApplicable, make_input
+from miaudit.audit import default_attacks, resolve_targets
+from miaudit.config import DefenceConfig, RunConfig
+from miaudit.defences._registry import DEFENCES, OutputDefence
+from miaudit.metrics import attack_metrics, average_metrics, bootstrap_ci, bootstrap_seed
+from miaudit.progress import NullProgress, Progress
+from miaudit.signals import Signals
+
+log = logging.getLogger(__name__)
+
+ATTACKERS = ("non-adaptive", "adaptive", "label-only")
+#: the attacks of the label-only attacker (those that are registered and applicable run)
+LABEL_ONLY_ATTACKS = ("label-only-gap", "label-only-augment")
+
+
+def defence_keys(specs: Sequence[DefenceConfig]) -> list[str]:
+    """results.json key of each configured defence: its name, with its params when a name repeats.
+
+    >>> defence_keys([DefenceConfig(name="temperature", params={"temperature": 2.0}),
+    ...               DefenceConfig(name="temperature", params={"temperature": 4.0})])
+    ['temperature(temperature=2.0)', 'temperature(temperature=4.0)']
+    """
+    names = [s.name for s in specs]
+    keys = []
+    for s in specs:
+        if names.count(s.name) == 1:
+            keys.append(s.name)
+        else:
+            keys.append(f"{s.name}({','.join(f'{k}={v}' for k, v in sorted(s.params.items()))})")
+    return keys
+
+
+@dataclasses.dataclass
+class FittedPool:
+    """Every member's fitted transform and the transformed signals."""
+
+    defences: list[OutputDefence]
+    logits: np.ndarray  # (M, A, N, C) transformed
+    population: np.ndarray | None  # (M, A, P, C) transformed
+    test: np.ndarray | None  # (M, 1, T, C) transformed
+    fit_s: float
+    apply_s: float
+    n_queries: int
+
+
+def fit_pool(spec: DefenceConfig, signals: Signals) -> FittedPool:
+    """Fit one transform per member on its own training records; transform every output of the pool."""
+    entry = DEFENCES.get(spec.name, where="defences")
+    raw = np.asarray(signals.logits)
+    fitted, fit_s, apply_s = [], 0.0, 0.0
+    out = np.empty_like(raw)
+    pop = None if signals.population_logits is None else np.empty_like(np.asarray(signals.population_logits))
+    test = None if signals.test_logits is None else np.empty_like(np.asarray(signals.test_logits))
+    n_queries = 0
+    for m in range(signals.n_models):
+        inside = np.asarray(signals.in_mask[m], dtype=bool)
+        start = time.perf_counter()
+        d = entry.build(spec.params).fit(raw[m, 0][inside], np.asarray(signals.labels)[inside])
+        fit_s += time.perf_counter() - start
+        start = time.perf_counter()
+        out[m] = d(raw[m])
+        n_queries += raw[m].size // raw.shape[-1]
+        if pop is not None:
+            pop[m] = d(np.asarray(signals.population_logits[m]))
+            n_queries += pop[m].size // raw.shape[-1]
+        if test is not None:
+            test[m] = d(np.asarray(signals.test_logits[m]))
+            n_queries += test[m].size // raw.shape[-1]
+        apply_s += time.perf_counter() - start
+        fitted.append(d)
+    return FittedPool(fitted, out, pop, test, fit_s, apply_s, n_queries)
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None) -> float:
+    pred = logits[0].argmax(-1)
+    ok = pred == labels
+    return float(ok[rows].mean() if rows is not None else ok.mean())
+
+
+def _utility(signals: Signals, logits: np.ndarray, test: np.ndarray | None, targets: list[int]) -> dict:
+    train = [_accuracy(logits[t], signals.labels, np.asarray(signals.in_mask[t], bool)) for t in targets]
+    out = {"train_acc": float(np.mean(train))}
+    if test is not None and signals.test_labels is not None and len(signals.test_labels):
+        out["test_acc"] = float(np.mean([_accuracy(test[t], signals.test_labels) for t in targets]))
+    return out
+
+
+def _score(name: str, params: dict | None, signals: Signals, targets: list[int], *, target_logits: np.ndarray,
+           ref_logits: np.ndarray, target_pop: np.ndarray | None, ref_pop: np.ndarray | None, seed: int) -> np.ndarray:
+    """(T, N) scores of one attack: each target's view from ``target_*``, its references' from ``ref_*``."""
+    spec = ATTACKS.get(name)
+    rows = []
+    for t in targets:
+        inp = make_input(ref_logits, signals.in_mask, signals.labels, t, population_logits=ref_pop,
+                         population_labels=signals.population_labels, is_image=signals.is_image, seed=seed)
+        pop = inp.population
+        if pop is not None and target_pop is not None:
+            pop = dataclasses.replace(pop, target=np.asarray(target_pop[t]))
+        inp = dataclasses.replace(inp, target=np.asarray(target_logits[t]), population=pop)
+        rows.append(spec(inp, params))
+    return np.stack(rows)
+
+
+def _measure(scores: np.ndarray, signals: Signals, targets: list[int], config: RunConfig, name: str, stream: str) -> dict:
+    """The metrics ``run_attacks`` reports, for (T, N) scores: per target, averaged, bootstrap CIs."""
+    cfg = config.audit
+    members = [np.asarray(signals.in_mask[t], dtype=bool) for t in targets]
+    per_target = [attack_metrics(scores[i], members[i], cfg.fprs) for i in range(len(targets))]
+    res = average_metrics(per_target, cfg.priors)
+    if cfg.bootstrap > 0:
+        res["ci95"] = bootstrap_ci(list(scores), members, cfg.fprs, n_boot=cfg.bootstrap,
+                                   seed=bootstrap_seed(config.seed, stream))
+    res["knowledge"] = ATTACKS.get(name).knowledge
+    return res
+
+
+def evaluate_defence(
+    spec: DefenceConfig, key: str, signals: Signals, config: RunConfig, *, progress: Progress | None = None
+) -> tuple[dict, dict]:
+    """(results entry, timing entry) of one defence against the three attackers."""
+    progress = progress or NullProgress()
+    targets = resolve_targets(config.audit.targets, signals.n_models)
+    raw = np.asarray(signals.logits)
+    raw_pop = None if signals.population_logits is None else np.asarray(signals.population_logits)
+    fp = fit_pool(spec, signals)
+    names = config.audit.attacks if config.audit.attacks is not None else default_attacks(signals.is_image)
+    names = [n for n in names if n not in LABEL_ONLY_ATTACKS]
+    label_only = [n for n in LABEL_ONLY_ATTACKS if n in ATTACKS and (signals.is_image or not ATTACKS.get(n).images_only)]
+    views = {
+        # attacker -> (attacks, reference logits, reference population logits)
+        "non-adaptive": (names, raw, raw_pop),
+        "adaptive": (names, fp.logits, fp.population),
+        "label-only": (label_only, fp.logits, fp.population),
+    }
+    attackers: dict[str, dict] = {}
+    skipped: dict[str, dict[str, str]] = {}
+    start = time.perf_counter()
+    with progress.bar(f"defence {key}", sum(len(v[0]) for v in views.values())) as advance:
+        for attacker, (attack_names, ref, ref_pop) in views.items():
+            attackers[attacker], skipped[attacker] = {}, {}
+            for name in attack_names:
+                a = ATTACKS.get(name, where="audit.attacks")
+                if a.images_only and not signals.is_image:
+                    skipped[attacker][name] = "needs an image dataset"
+                else:
+                    try:
+                        scores = _score(name, config.audit.attack_params.get(name), signals, targets,
+                                        target_logits=fp.logits, ref_logits=ref, target_pop=fp.population,
+                                        ref_pop=ref_pop, seed=config.seed)
+                    except NotApplicable as exc:
+                        skipped[attacker][name] = str(exc)
+                    else:
+                        attackers[attacker][name] = _measure(scores, signals, targets, config, name, f"{key}/{attacker}/{name}")
+                advance(1)
+    changed = np.mean([
+        float((fp.logits[t, 0].argmax(-1) != raw[t, 0].argmax(-1)).mean()) for t in targets
+    ])
+    entry = {
+        "params": dict(spec.params),
+        "utility": {
+            "before": _utility(signals, raw, None if signals.test_logits is None else np.asarray(signals.test_logits), targets),
+            "after": _utility(signals, fp.logits, fp.test, targets),
+        },
+        "argmax_changed": float(changed),
+        "attackers": attackers,
+        "skipped": {k: v for k, v in skipped.items() if v},
+    }
+    for attacker, s in entry["skipped"].items():
+        for name, why in s.items():  # recorded in results; run_attacks has warned about the same attacks
+            log.info("defence %s: %s attack %r skipped: %s", key, attacker, name, why)
+    timing = {
+        "fit_s_per_model": fp.fit_s / signals.n_models,
+        "apply_us_per_query": 1e6 * fp.apply_s / max(1, fp.n_queries),
+        "attacks_s": time.perf_counter() - start,
+    }
+    return entry, timing
+
+
+def evaluate_defences(signals: Signals, config: RunConfig, *, progress: Progress | None = None) -> tuple[dict, dict]:
+    """Every configured defence: (``results["defences"]``, ``timing["defences"]``)."""
+    results, timing = {}, {}
+    for spec, key in zip(config.defences, defence_keys(config.defences)):
+        results[key], timing[key] = evaluate_defence(spec, key, signals, config, progress=progress)
+    return results, timing
+
+
+def strongest(attacks: dict[str, dict], fpr: str = "0.01") -> str | None:
+    """The attack with the highest TPR at ``fpr`` (ties: the higher AUC), or None."""
+    if not attacks:
+        return None
+    return max(attacks, key=lambda n: (attacks[n]["tpr_at_fpr"].get(fpr, 0.0), attacks[n]["auc"]))
