@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from miaudit.report.format import pct, pct_ci  # formats live in report.format; re-exported here
 
-def pct(x: float | None) -> str:
-    """Percent with one decimal, the format used everywhere in reports."""
-    return "n/a" if x is None else f"{100 * x:.1f}%"
+__all__ = ["format_summary", "pct", "pct_ci"]
 
 
 def format_summary(results: dict) -> str:
-    """Utility and, per attack, AUC, advantage and TPR at 0.1% / 1% FPR (unreliable figures marked *)."""
+    """Utility and, per attack, AUC, advantage and TPR at 0.1% / 1% FPR with CIs (unreliable figures marked *)."""
     lines = []
     data = results.get("data", {})
     pool = results.get("pool", {})
@@ -27,24 +26,34 @@ def format_summary(results: dict) -> str:
         lines.append("utility: " + ", ".join(parts) + " (mean over targets)")
     attacks = results.get("attacks", {})
     if attacks:
-        rows = [("attack", "AUC", "adv", "TPR@0.1%", "TPR@1%")]
-        any_unreliable = False
+        rows = [("attack", "knows", "AUC", "adv", "TPR@0.1%", "TPR@1%")]
+        any_unreliable = any_ci = False
         for name, r in attacks.items():
-            cells = [name, pct(r["auc"]), pct(r["advantage"])]
+            ci = r.get("ci95", {})
+            any_ci |= bool(ci)
+            cells = [name, r.get("knowledge", ""), pct_ci(r["auc"], ci.get("auc")), pct_ci(r["advantage"], ci.get("advantage"))]
             for key in ("0.001", "0.01"):
                 v = r["tpr_at_fpr"].get(key)
                 mark = "" if r.get("reliable", {}).get(key, True) else "*"
                 any_unreliable |= bool(mark)
-                cells.append(pct(v) + mark)
+                cells.append(pct_ci(v, ci.get("tpr_at_fpr", {}).get(key)) + mark)
             rows.append(tuple(cells))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines.append("")
         for j, row in enumerate(rows):
-            lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+            lines.append("  ".join(c.ljust(w) if i <= 1 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
             if j == 0:
                 lines.append("  ".join("-" * w for w in widths))
+        if any_ci:
+            n_boot = results.get("config", {}).get("audit", {}).get("bootstrap")
+            lines.append(f"± half-width of the 95% bootstrap interval{f' ({n_boot} resamples)' if n_boot else ''}; "
+                         "knows: none / offline (OUT references) / online (IN and OUT references)")
         if any_unreliable:
             lines.append("* backed by fewer than 10/FPR non-members per target: unreliable")
     for name, why in results.get("skipped_attacks", {}).items():
         lines.append(f"skipped {name}: {why}")
+    if results.get("vulnerability"):
+        from miaudit.vulnerability.report import format_vulnerability
+
+        lines += format_vulnerability(results["vulnerability"])
     return "\n".join(lines) + "\n"
