@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -123,6 +123,28 @@ def write_memmap(path: Path | str, shape: tuple[int, ...], dtype: Any, fill: Cal
         fill(arr)
         arr.flush()
         del arr
+
+
+def write_npy_stream(
+    path: Path | str, shape: tuple[int, ...], dtype: Any, fill: Callable[[BinaryIO], None]
+) -> None:
+    """Write a C-order ``.npy`` of ``shape`` whose data ``fill`` appends to the file in order.
+
+    For arrays larger than memory, assembled block by block: memory stays at one block (a
+    writable memmap would keep every written page resident until it is written back). Raises
+    ``RunDirError`` if ``fill`` wrote another number of bytes than ``shape`` needs.
+    """
+    dt = np.dtype(dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dt), "fortran_order": False, "shape": tuple(int(s) for s in shape)}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, header)
+            start = fh.tell()
+            fill(fh)
+            written = fh.tell() - start
+        expected = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        if written != expected:
+            raise RunDirError(f"{path}: wrote {written} bytes of array data, expected {expected} for shape {shape}")
 
 
 def save_weights(path: Path | str, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:

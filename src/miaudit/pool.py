@@ -16,6 +16,7 @@ import logging
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,6 +28,11 @@ from miaudit.models import AuditModel, build_model
 from miaudit.progress import NullProgress, Progress
 from miaudit.rundir import RunDir
 from miaudit.training import train_model
+from miaudit.training.trainer import TrainOutcome
+from miaudit.training.recipes import RecipeContext, build_recipes
+
+if TYPE_CHECKING:
+    from miaudit.executors import Executor
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,9 @@ class PoolInputs:
     val_y: torch.Tensor
     in_mask: np.ndarray  # (M, N) bool
     is_image: bool
+    # only with train.recipes: what recipes may need (rankings by record id, the curriculum's proxy data)
+    audit_ids: np.ndarray | None = None  # (N,) int64
+    population: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
     def build(cls, config: RunConfig, dataset: Dataset, splits: Splits, in_mask: np.ndarray) -> PoolInputs:
@@ -81,6 +90,11 @@ class PoolInputs:
             val_y=torch.from_numpy(dataset.y[splits.validation].astype(np.int64)),
             in_mask=in_mask,
             is_image=dataset.kind == "image",
+            audit_ids=dataset.ids[splits.audit] if config.train.recipes else None,
+            population=(
+                torch.from_numpy(np.ascontiguousarray(dataset.x[splits.population])),
+                torch.from_numpy(dataset.y[splits.population].astype(np.int64)),
+            ) if config.train.recipes and len(splits.population) else None,
         )
 
 
@@ -110,24 +124,66 @@ def train_member(
     val = (inputs.val_x.to(device), inputs.val_y.to(device)) if len(inputs.val_y) else None
     model = new_model(cfg, inputs.input_shape, inputs.n_classes, seed).to(device)
     progress = progress or NullProgress()
+    recipes, context = build_recipes(cfg.train.recipes), None
+    if recipes:
+        context = RecipeContext(
+            config=cfg, rows=rows.numpy(), audit_x=inputs.audit_x, audit_y=inputs.audit_y, audit_ids=inputs.audit_ids,
+            n_classes=inputs.n_classes, population=inputs.population, is_image=inputs.is_image,
+            cache_dir=rd.models / "recipes", device=device,
+        )
     with progress.bar(f"member {m + 1}/{cfg.pool.n_models}", cfg.train.epochs) as advance:
-        outcome = train_model(model, x, y, cfg.train, seed=seed, val=val, on_epoch=lambda e, rec: advance(1))
+        outcome = train_model(model, x, y, cfg.train, seed=seed, val=val, on_epoch=lambda e, rec: advance(1),
+                              recipes=recipes, context=context)
+    return save_member(rd, cfg, m, seed, int(len(rows)), outcome)
+
+
+def save_member(rd: RunDir, cfg: RunConfig, m: int, seed: int, n_train: int, outcome: TrainOutcome, **info: object) -> dict:
+    """Write member ``m``'s weights, then its sidecar (the done marker); return the sidecar."""
     save_weights(rd.member_weights(m), outcome.state)
     sidecar = {
         "member": m,
         "pool_fingerprint": cfg.pool_fingerprint(),
         "seed": seed,
-        "n_train": int(len(rows)),
+        "n_train": n_train,
         "epochs_run": outcome.epochs_run,
         "best_epoch": outcome.best_epoch,
         "history": outcome.history,
         "wall_s": outcome.wall_s,
         "extras": outcome.extras,
         "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
         "host": platform.node(),
+        **info,
     }
     write_json(rd.member_sidecar(m), sidecar)
     return sidecar
+
+
+def train_members_batched(
+    inputs: PoolInputs, members: list[int], rd: RunDir, *, device: torch.device, progress: Progress | None = None
+) -> list[dict]:
+    """Train several members at once (``training/batched.py``): the recipe of ``train_member`` for each.
+
+    Each member gets the seed, initialisation, training rows and data order ``train_member`` would
+    give it, and the same files are written; weights agree with one-at-a-time training to float
+    rounding. Only for models and configs ``batched_unsupported`` accepts.
+    """
+    from miaudit.training.batched import train_group
+
+    cfg = inputs.config
+    seeds = [member_seed(cfg.seed, m) for m in members]
+    models = [new_model(cfg, inputs.input_shape, inputs.n_classes, s).to(device) for s in seeds]
+    rows = [torch.from_numpy(np.flatnonzero(inputs.in_mask[m])) for m in members]
+    val = (inputs.val_x.to(device), inputs.val_y.to(device)) if len(inputs.val_y) else None
+    progress = progress or NullProgress()
+    label = ", ".join(str(m + 1) for m in members)
+    with progress.bar(f"members {label}/{cfg.pool.n_models} (batched)", cfg.train.epochs) as advance:
+        outcomes = train_group(models, inputs.audit_x.to(device), inputs.audit_y.to(device), rows, cfg.train,
+                               seeds=seeds, val=val, on_epoch=lambda e, recs: advance(1))
+    return [
+        save_member(rd, cfg, m, seed, int(len(r)), out, trained_with={"batched": members})
+        for m, seed, r, out in zip(members, seeds, rows, outcomes)
+    ]
 
 
 def load_member(config: RunConfig, input_shape: tuple[int, ...], n_classes: int, rd: RunDir, m: int) -> AuditModel:
@@ -146,8 +202,15 @@ def train_pool(
     *,
     device: torch.device,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> list[dict]:
-    """Train every unfinished member (reusing finished ones) and return all sidecars."""
+    """Train every unfinished member (reusing finished ones) and return all sidecars.
+
+    ``executor`` decides where members train (``miaudit.executors``); default: one after another
+    in this process (batched groups for small MLPs, ``runtime.batched``).
+    """
+    from miaudit.executors import MemberJob, make_executor, use_context
+
     cfg = inputs.config
     progress = progress or NullProgress()
     fp = cfg.pool_fingerprint()
@@ -155,9 +218,17 @@ def train_pool(
     reused = cfg.pool.n_models - len(todo)
     if reused:
         progress.info(f"reusing {reused} finished model(s) in {rd.models}")
-    with progress.bar("pool", cfg.pool.n_models) as advance:
-        advance(reused)
-        for m in todo:
-            train_member(inputs, m, rd, device=device, progress=progress)
-            advance(1)
+    use_context(cfg, rd, device, inputs=inputs)  # in-process jobs reuse these tensors
+    own = executor is None
+    if executor is None:
+        executor = make_executor(cfg, input_shape=inputs.input_shape, n_classes=inputs.n_classes, progress=progress)
+    try:
+        with progress.bar("pool", cfg.pool.n_models) as advance:
+            advance(reused)
+            if todo:
+                job = MemberJob.create(cfg, rd, device=device, train=True)
+                executor.run(todo, job, on_done=lambda ms: advance(len(ms)))
+    finally:
+        if own:
+            executor.close()
     return [read_json(rd.member_sidecar(m)) for m in range(cfg.pool.n_models)]
