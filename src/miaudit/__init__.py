@@ -6,11 +6,28 @@ Which records leak, why, and what each defence really buys.
 >>> cfg = load_config(None, ["train.epochs=2"])  # the embedded default, shortened
 """
 
+import importlib
+from typing import Any
+
 from miaudit.config import RunConfig, load_config
 from miaudit.errors import ConfigError, DataError, MiauditError, RunDirError, UnreliableEstimateWarning, UserError
-from miaudit.runner import run_audit
 
 __version__ = "0.1.0"
+
+# Heavy entry points (they import torch) load on first use, so `import miaudit.attacks`
+# and `import miaudit.metrics` stay numpy-only.
+_LAZY = {
+    "audit_signals": "miaudit.audit",
+    "run_audit": "miaudit.runner",
+    "export_signals": "miaudit.signals_file",
+    "load_signals_file": "miaudit.signals_file",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'miaudit' has no attribute {name!r}")
 
 __all__ = [
     "ConfigError",
@@ -20,6 +37,9 @@ __all__ = [
     "RunDirError",
     "UnreliableEstimateWarning",
     "UserError",
+    "audit_signals",
+    "export_signals",
     "load_config",
+    "load_signals_file",
     "run_audit",
 ]

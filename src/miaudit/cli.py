@@ -119,6 +119,64 @@ def run(
         results = run_audit(cfg, out, force=force, progress=progress)
     sys.stdout.write(format_summary(results))
     sys.stdout.write(f"run directory: {out}\n")
+    _say_report(out)
+
+
+@app.command()
+def analyze(
+    run_dir: Annotated[Path, typer.Argument(help="a finished `miaudit run` directory")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override an analysis key, e.g. analysis.alpha=0.001")] = None,
+    compare: Annotated[Optional[list[Path]], typer.Option("--compare", "-c", help="another run (e.g. another seed) for the stability of the vulnerable set; repeatable")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """(Re)run the vulnerability analysis of a finished run: which records leak, and why."""
+    from miaudit.report.summary import format_summary
+    from miaudit.vulnerability import reanalyze_run
+
+    _STATE["quiet"] = quiet
+    with _progress() as progress:
+        results = reanalyze_run(run_dir, set_ or [], compare or [], progress=progress)
+    from miaudit.report.render import try_write_report
+
+    try_write_report(run_dir)  # the page shows the new analysis
+    sys.stdout.write(format_summary(results))
+    sys.stdout.write(f"run directory: {run_dir} (vulnerable_records.csv, figures/)\n")
+
+
+@app.command()
+def audit(
+    signals: Annotated[Path, typer.Option("--signals", help="signals .npz: logits, labels, in_mask [, population_logits, population_labels]")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="run directory for results.json, scores/ and figures/")],
+    config: ConfigArg = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override a config key, e.g. audit.attacks=[loss,rmia-offline]")] = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Audit models trained anywhere from their signals file: the same attacks, metrics and outputs as `run`."""
+    from miaudit.audit import audit_signals, load_audit_config
+    from miaudit.report.summary import format_summary
+    from miaudit.signals_file import load_signals_file
+
+    _STATE["quiet"] = quiet
+    sig = load_signals_file(signals)
+    cfg = load_audit_config(config, set_ or [], n_models=sig.n_models)
+    with _progress() as progress:
+        results = audit_signals(sig, out, cfg, force=force, progress=progress, source_path=signals)
+    sys.stdout.write(format_summary(results))
+    sys.stdout.write(f"run directory: {out}\n")
+    _say_report(out)
+
+
+@app.command("export-signals")
+def export_signals_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a finished `miaudit run` directory")],
+    file: Annotated[Path, typer.Argument(help="signals .npz to write (the format `miaudit audit --signals` reads)")],
+) -> None:
+    """Write a run's signals as a signals file that `miaudit audit --signals` reads."""
+    from miaudit.signals_file import export_signals
+
+    export_signals(run_dir, file)
+    sys.stdout.write(f"signals written to {file}\n")
 
 
 @app.command()
@@ -143,15 +201,52 @@ def datasets() -> None:
             out_console.print(f"    download: {spec.url} (data.params.download: true)", markup=False)
 
 
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="sweep YAML: a base config and the defence variants to compare")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="sweep directory (variants/, sweep.csv, sweep.md, figures/)")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override a config key in every variant")] = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run every defence variant of a sweep (each a full run, resumable) and tabulate utility against privacy."""
+    from miaudit.sweep import run_sweep
+
+    _STATE["quiet"] = quiet
+    with _progress() as progress:
+        run_sweep(config, out, overrides=set_ or [], force=force, progress=progress)
+    sys.stdout.write((out / "sweep.md").read_text(encoding="utf-8").split("\n## ", 1)[0])
+    sys.stdout.write(f"sweep directory: {out}\n")
+    _say_report(out)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a finished `miaudit run` or `audit` directory, or a `miaudit sweep` directory")],
+) -> None:
+    """(Re)build report.html and report.md of a finished run or sweep, from the files in its directory."""
+    from miaudit.report.render import rebuild_report
+
+    html, md = rebuild_report(run_dir)
+    sys.stdout.write(f"report: {html} (and {md.name} beside it)\n")
+
+
+def _say_report(out: Path) -> None:
+    if (out / "report.html").is_file():
+        sys.stdout.write(f"report: {out / 'report.html'}\n")
+
+
 @app.command("list")
-def list_(what: Annotated[str, typer.Argument(help="attacks | models | datasets")]) -> None:
-    """List a registry: attacks, models or datasets."""
+def list_(what: Annotated[str, typer.Argument(help="attacks | models | datasets | recipes | defences")]) -> None:
+    """List a registry: attacks, models, datasets, recipes (training-time defences) or defences (inference-time)."""
     from miaudit.attacks import ATTACKS
     from miaudit.data import DATASETS
+    from miaudit.defences import DEFENCES
     from miaudit.errors import ConfigError
     from miaudit.models import MODELS
+    from miaudit.training.recipes import RECIPES
 
-    registries = {"attacks": ATTACKS, "models": MODELS, "datasets": DATASETS}
+    registries = {"attacks": ATTACKS, "models": MODELS, "datasets": DATASETS, "recipes": RECIPES, "defences": DEFENCES}
     if what not in registries:
         raise ConfigError(f"list {what!r}: choose one of {', '.join(registries)}")
     for name, spec in registries[what].items():

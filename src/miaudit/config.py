@@ -7,13 +7,14 @@ Problems are reported together in one line naming each key (``ConfigError``).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from miaudit._validation import format_validation_error
+from miaudit._validation import format_validation_error as _format_errors  # noqa: F401  (used by sweep, recipes)
 from miaudit.errors import ConfigError
 from miaudit.io import fingerprint
 
@@ -31,7 +32,7 @@ def _validate_params(registry: Any, name: str, params: dict[str, Any] | None, wh
     try:
         return spec.params.model_validate(params or {}).model_dump(mode="json")
     except ValidationError as exc:
-        raise ValueError(_format_errors(exc, prefix="params")) from None
+        raise ValueError(format_validation_error(exc, prefix="params")) from None
 
 
 class SplitSizes(BaseModel):
@@ -86,6 +87,42 @@ class EarlyStopping(BaseModel):
     min_delta: float = Field(0.0, ge=0.0, description="smallest change that counts as improvement")
 
 
+class NamedSpec(BaseModel):
+    """A registry entry by name with its options: ``{name: l2, params: {weight_decay: 5e-4}}`` or just ``l2``."""
+
+    model_config = FORBID
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+
+class RecipeConfig(NamedSpec):
+    """A training-time defence (``miaudit list recipes``); the whole pool trains with it."""
+
+    @model_validator(mode="after")
+    def _check_params(self) -> RecipeConfig:
+        from miaudit.training.recipes import RECIPES
+
+        object.__setattr__(self, "params", _validate_params(RECIPES, self.name, self.params, "name"))
+        return self
+
+
+class DefenceConfig(NamedSpec):
+    """An inference-time defence (``miaudit list defences``): a transform of the target's outputs."""
+
+    @model_validator(mode="after")
+    def _check_params(self) -> DefenceConfig:
+        from miaudit.defences import DEFENCES
+
+        object.__setattr__(self, "params", _validate_params(DEFENCES, self.name, self.params, "name"))
+        return self
+
+
 class TrainConfig(BaseModel):
     model_config = FORBID
 
@@ -100,6 +137,10 @@ class TrainConfig(BaseModel):
     step_size: int = Field(10, ge=1, description="epochs per decay for the 'step' schedule")
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor for the 'step' schedule")
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    # recipes set the keys above at load time (config.resolved.yaml shows the values used)
+    recipes: list[RecipeConfig] = Field(
+        default_factory=list, description="training-time defences, composed in order, e.g. [regdrop, augmentation]"
+    )
 
 
 class PoolConfig(BaseModel):
@@ -127,6 +168,19 @@ class AuditConfig(BaseModel):
     )
     fprs: tuple[float, ...] = Field(DEFAULT_FPRS, description="FPRs at which TPR is reported")
     queries: int = Field(2, ge=1, description="augmented queries per record for image datasets (1 = none)")
+    # 200 percentile resamples settle a 95% interval to about ±0.5 points; 0 turns CIs off
+    bootstrap: int = Field(200, ge=0, description="bootstrap resamples for 95% CIs of AUC and TPR@FPR (0 = none)")
+    priors: tuple[float, ...] = Field(
+        (0.01, 0.1, 0.5), description="membership priors at which positive predictive value is reported"
+    )
+
+    @field_validator("priors")
+    @classmethod
+    def _priors_in_range(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        for p in v:
+            if not 0.0 < p < 1.0:
+                raise ValueError(f"every prior must lie in (0, 1), got {p}")
+        return tuple(sorted(set(v)))
 
     @field_validator("fprs")
     @classmethod
@@ -151,7 +205,7 @@ class AuditConfig(BaseModel):
             try:
                 ATTACKS.get(name).params.model_validate(params)
             except ValidationError as exc:
-                problems.append(_format_errors(exc, prefix=f"attack_params.{name}"))
+                problems.append(format_validation_error(exc, prefix=f"attack_params.{name}"))
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -161,6 +215,39 @@ class AnalysisConfig(BaseModel):
     model_config = FORBID
 
     vulnerability: bool = Field(True, description="per-record vulnerability and outlier analysis")
+    # 1% is where the study's vulnerable set sat; 0.1% is the regime reviewers ask about
+    alpha: float = Field(0.01, gt=0, lt=1, description="FPR of the per-target thresholds that flag records")
+    extra_alphas: tuple[float, ...] = Field((0.001,), description="further FPRs reported (set size, chance, FDR)")
+    # half of the IN targets: with 4 IN targets per record a chance record passes with p ≈ 6e-4 at α = 1%
+    cut: float = Field(0.5, gt=0, le=1, description="vulnerable = flagged in at least this share of its IN targets")
+    attack: str | None = Field(None, description="attack whose scores define vulnerability; null = the strongest")
+    top_k: int = Field(16, ge=1, description="records in the gallery and the top-k table")
+    gradcam_k: int = Field(8, ge=1, description="vulnerable/typical pairs in the Grad-CAM figure (images)")
+    knn_k: int = Field(10, ge=1, description="neighbours for the k-NN label disagreement")
+    lof_k: int = Field(20, ge=2, description="neighbours for the local outlier factor (within class)")
+    tsne: bool = Field(True, description="t-SNE map of penultimate features (figures/tsne.png)")
+    tsne_logits: bool = Field(False, description="also a t-SNE map of the logits (figures/tsne_logits.png)")
+    # openTSNE costs ~40 CPU-s for 4,000 points; 3,000 keeps the analysis near its 40 s budget on
+    # 2 cores. Vulnerable records are drawn at their own rate, topped up to 10% of the points when rare.
+    max_tsne_points: int = Field(3000, ge=10, description="records drawn on the t-SNE map (seeded subsample)")
+    gradcam: bool = Field(True, description="Grad-CAM figure for image datasets with a convolutional model")
+
+    @field_validator("extra_alphas")
+    @classmethod
+    def _alphas_in_range(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        for a in v:
+            if not 0.0 < a < 1.0:
+                raise ValueError(f"every FPR must lie in (0, 1), got {a}")
+        return tuple(sorted(set(v), reverse=True))
+
+    @field_validator("attack")
+    @classmethod
+    def _known_attack(cls, v: str | None) -> str | None:
+        from miaudit.attacks import ATTACKS
+
+        if v is not None and v not in ATTACKS:
+            raise ValueError(ATTACKS.unknown_message(v))
+        return v
 
 
 class RuntimeConfig(BaseModel):
@@ -169,7 +256,14 @@ class RuntimeConfig(BaseModel):
     model_config = FORBID
 
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; default: all cores")
-    workers: int = Field(1, ge=1, description="pool members trained in parallel processes")
+    # 2 single-thread workers beat one 2-thread process on small models (+17% on a CNN, 2 cores)
+    workers: int = Field(1, ge=1, description="pool members trained in parallel processes (threads split among them)")
+    # batched matmuls gave ≈2x for models under ~200k parameters on 2 cores, nothing for the 1.3 M FCN;
+    # same recipe and data order as one at a time, weights equal to float rounding (training/batched.py)
+    batched: bool | Literal["auto"] = Field(
+        "auto", description="train several MLP members at once; auto: when the model has < 200k parameters"
+    )
+    group_size: int = Field(8, ge=2, description="most members trained together in one batched group")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
     executor: Literal["local", "ray"] = Field("local", description="where pool members train")
 
@@ -187,6 +281,18 @@ class RunConfig(BaseModel):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    defences: list[DefenceConfig] = Field(
+        default_factory=list, description="inference-time defences evaluated on the pool, e.g. [logit-reweighting]"
+    )
+
+    @model_validator(mode="after")
+    def _apply_recipes(self) -> RunConfig:
+        if self.train.recipes:
+            from miaudit.training.recipes import resolve_config
+
+            for section, value in resolve_config(self).items():
+                object.__setattr__(self, section, value)
+        return self
 
     @model_validator(mode="after")
     def _check_targets(self) -> RunConfig:
@@ -202,37 +308,49 @@ class RunConfig(BaseModel):
 
     def pool_fingerprint(self) -> str:
         """Hash of everything that determines the trained models (not attacks, analysis or runtime)."""
-        return fingerprint(self.model_dump(mode="json", include={"seed", "data", "model", "train", "pool"}))
+        d = self.model_dump(mode="json", include={"seed", "data", "model", "train", "pool"})
+        if not d["train"]["recipes"]:
+            del d["train"]["recipes"]  # runs without recipes keep the fingerprint they had before recipes existed
+        return fingerprint(d)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def _format_errors(exc: ValidationError, prefix: str = "") -> str:
-    """One part per problem joined with '; ', each naming its dotted key."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"])
-        key = ".".join(p for p in (prefix, loc) if p)
-        if err["type"] == "value_error":
-            # our validators word each problem as "subkey: text" (joined by "; ") or plain text
-            for part in str(err.get("ctx", {}).get("error", err["msg"])).split("; "):
-                if _SUBKEY.match(part):
-                    parts.append(f"{key}.{part}" if key else part)
-                else:
-                    parts.append(f"{key}: {part}" if key else part)
-            continue
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        else:
-            msg = err["msg"]
-            if "input" in err and not isinstance(err["input"], (dict, list)):
-                msg += f" (got {err['input']!r})"
-        parts.append(f"{key}: {msg}" if key else msg)
-    return "; ".join(parts)
+class VariantConfig(BaseModel):
+    """One row of a sweep: a defence variant, or a grid of them (``miaudit sweep``)."""
+
+    model_config = FORBID
+
+    name: str = Field(description="directory-safe name; with a grid, a template like 'l2-{weight_decay}'")
+    recipes: list[Any] = Field(default_factory=list, description="train.recipes of this variant (replaces the base's)")
+    defences: list[Any] | None = Field(None, description="inference-time defences; null = the sweep's")
+    set: list[str] = Field(default_factory=list, description="KEY=VALUE overrides for this variant, as --set")
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="values to sweep: '<recipe>.<param>' (a recipe of this variant) or a config key like train.epochs",
+    )
+
+    @field_validator("grid")
+    @classmethod
+    def _nonempty(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"{key}: give at least one value")
+        return v
 
 
-_SUBKEY = re.compile(r"^[A-Za-z_][\w\[\]\.-]*: ")
+class SweepConfig(BaseModel):
+    """A sweep file: a base run config and the defence variants to compare (each a full run)."""
+
+    model_config = FORBID
+
+    base: Path | dict[str, Any] | None = Field(
+        None, description="run config: a YAML path (relative to the sweep file) or an inline mapping; null = defaults"
+    )
+    set: list[str] = Field(default_factory=list, description="KEY=VALUE overrides applied to every variant")
+    defences: list[Any] = Field(default_factory=list, description="inference-time defences evaluated in every variant")
+    variants: list[VariantConfig] = Field(min_length=1)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -250,18 +368,23 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def set_key(raw: dict[str, Any], path: list[str], value: Any, *, where: str) -> None:
+    """Set ``raw[path[0]][path[1]]... = value``, creating sections; ``where`` names the setting in errors."""
+    node = raw
+    for p in path[:-1]:
+        child = node.get(p)
+        if child is None:
+            child = node[p] = {}
+        elif not isinstance(child, dict):
+            raise ConfigError(f"{where}: {p!r} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     for item in overrides:
         path, value = parse_override(item)
-        node = raw
-        for p in path[:-1]:
-            child = node.get(p)
-            if child is None:
-                child = node[p] = {}
-            elif not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: {p!r} is not a section")
-            node = child
-        node[path[-1]] = value
+        set_key(raw, path, value, where=f"--set {item!r}")
     return raw
 
 
@@ -288,7 +411,7 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_format_errors(exc)}") from None
+        raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
 
 
 def load_config(path: Path | str | None = None, overrides: list[str] | None = None) -> RunConfig:

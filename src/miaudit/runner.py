@@ -18,13 +18,16 @@ import torch
 from miaudit.audit import run_attacks, utility
 from miaudit.config import RunConfig
 from miaudit.data import Dataset, Splits, load_dataset, make_splits
+from miaudit.executors import make_executor, release_context
 from miaudit.io import save_npz, write_json, write_text
 from miaudit.pool import PoolInputs, membership_design, resolve_device, train_pool
 from miaudit.progress import NullProgress, Progress
 from miaudit.provenance import machine, package_versions
+from miaudit.report.roc import write_roc_figure
 from miaudit.report.summary import format_summary
 from miaudit.rundir import RunDir, locked, prepare_run_dir
 from miaudit.signals import compute_signals
+from miaudit.training.dp import dp_summary
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +93,38 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress) -> dict:
         dataset, splits = split_data(config)
         save_npz(rd.root / "splits.npz", **splits.as_dict(), audit_ids=dataset.ids[splits.audit])
 
-    with timer("training", progress):
-        in_mask = membership_design(config.pool.n_models, len(splits.audit), config.seed)
-        inputs = PoolInputs.build(config, dataset, splits, in_mask)
-        sidecars = train_pool(inputs, rd, device=device, progress=progress)
+    # where pool members train and infer (runtime.workers, runtime.batched); shared by both stages
+    executor = make_executor(config, input_shape=dataset.input_shape, n_classes=dataset.n_classes, progress=progress)
+    try:
+        with timer("training", progress):
+            in_mask = membership_design(config.pool.n_models, len(splits.audit), config.seed)
+            inputs = PoolInputs.build(config, dataset, splits, in_mask)
+            sidecars = train_pool(inputs, rd, device=device, progress=progress, executor=executor)
 
-    with timer("signals", progress):
-        signals = compute_signals(config, dataset, splits, in_mask, rd, device=device, progress=progress)
+        with timer("signals", progress):
+            signals = compute_signals(config, dataset, splits, in_mask, rd, device=device, progress=progress,
+                                      executor=executor)
+    finally:
+        executor.close()
+        release_context()
 
     with timer("attacks", progress):
         attack_run = run_attacks(signals, config.audit, seed=config.seed, scores_dir=rd.scores, progress=progress)
+
+    vulnerability = None
+    if config.analysis.vulnerability and attack_run.results:
+        with timer("analysis", progress):  # which records leak, and why (miaudit.vulnerability)
+            from miaudit.vulnerability import analyze_run
+
+            vulnerability = analyze_run(rd.root, config, progress, targets=attack_run.targets,
+                                        attacks=list(attack_run.results), dataset=dataset, splits=splits)
+
+    defences, defences_timing = None, None
+    if config.defences:
+        with timer("defences", progress):  # inference-time defences vs three attackers (miaudit.defences)
+            from miaudit.defences.evaluate import evaluate_defences
+
+            defences, defences_timing = evaluate_defences(signals, config, progress=progress)
 
     with timer("report", progress):
         results = {
@@ -124,11 +149,28 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress) -> dict:
             "utility": utility(signals, attack_run.targets),
             "attacks": attack_run.results,
             "skipped_attacks": attack_run.skipped,
+            "warnings": attack_run.warnings,
         }
+        if vulnerability is not None:
+            results["vulnerability"] = vulnerability
+        if defences is not None:
+            results["defences"] = defences
+        if (dp := dp_summary(sidecars)) is not None:
+            results["pool"]["dp"] = dp  # ε per model (DP-SGD recipe)
         write_json(rd.results, results)
         write_text(rd.root / "summary.txt", format_summary(results))
+        if attack_run.roc:
+            write_roc_figure(rd.figures / "roc.png", attack_run.roc, attack_run.results)
 
-    timing = {"stages_s": timer.seconds, "total_s": time.perf_counter() - total_start,
-              "members_train_s": [s.get("wall_s") for s in sidecars]}
+    timing = {"stages_s": timer.seconds, "total_s": time.perf_counter() - total_start, "attacks_s": attack_run.seconds,
+              "members_train_s": [s.get("wall_s") for s in sidecars],
+              "runtime": {"threads": torch.get_num_threads(), "workers": config.runtime.workers,
+                          "executor": type(executor).__name__, "batched": getattr(executor, "batched", False)}}
+    if defences_timing:
+        timing["defences"] = defences_timing  # fit and per-query cost of each inference-time defence
     write_json(rd.root / "timing.json", timing)
+    # report.html / report.md: a view of the files above, never required for the results to be complete
+    from miaudit.report.render import try_write_report
+
+    try_write_report(rd.root)
     return results
