@@ -19,13 +19,16 @@ import numpy as np
 
 from miaudit.attacks import ATTACKS, AttackInput, NotApplicable, make_input
 from miaudit.config import AuditConfig, RunConfig
-from miaudit.errors import ConfigError, RunDirError, SkippedAttackWarning, UnreliableEstimateWarning
+from miaudit.errors import ConfigError, FewReferencesWarning, RunDirError, SkippedAttackWarning, UnreliableEstimateWarning
 from miaudit.io import save_npy, sha256_file, write_json, write_text
 from miaudit.metrics import attack_metrics, average_metrics, bootstrap_ci, bootstrap_seed
 from miaudit.progress import NullProgress, Progress
 from miaudit.signals import Signals
 
 log = logging.getLogger(__name__)
+
+#: below this many reference models, per-record-variance LiRA is flagged (Carlini et al. 2022, §VI-B)
+FEW_REFS_FOR_PER_RECORD_VARIANCE = 64
 
 
 def resolve_targets(targets: int | list[int] | None, n_models: int) -> list[int]:
@@ -157,6 +160,16 @@ def run_attacks(
         if scores_dir is not None:
             save_npy(scores_dir / f"{name}.npy", scores[name])
         run.seconds[name] += time.perf_counter() - start
+    for name in run.results:
+        params = specs[name].params.model_validate(cfg.attack_params.get(name) or {})
+        if getattr(params, "fixed_variance", True) is False and signals.n_models - 1 < FEW_REFS_FOR_PER_RECORD_VARIANCE:
+            msg = (
+                f"attack {name!r}: a per-record variance from {(signals.n_models - 1) // 2} reference models per side "
+                f"is mostly noise (LiRA paper §VI-B: use fixed variance below ~{FEW_REFS_FOR_PER_RECORD_VARIANCE} "
+                f"references); compare {name}-fixed"
+            )
+            run.warnings.append(msg)
+            warnings.warn(msg, FewReferencesWarning, stacklevel=2)
     if unreliable:
         keys = sorted(unreliable, key=float)
         msg = (

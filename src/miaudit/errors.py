@@ -28,6 +28,10 @@ class RunDirError(UserError):
     """The run directory cannot be used: not writable, full, or holds a different run."""
 
 
+class MembersFailedError(UserError):
+    """Pool members whose tasks kept failing (Ray executor); the finished ones are kept, a rerun retries."""
+
+
 class Interrupted(MiauditError):
     """The run was stopped (Ctrl-C); finished artefacts are kept and the run resumes."""
 
@@ -38,3 +42,7 @@ class UnreliableEstimateWarning(UserWarning):
 
 class SkippedAttackWarning(UserWarning):
     """An attack that the pool or dataset cannot support was skipped."""
+
+
+class FewReferencesWarning(UserWarning):
+    """An attack variant that needs many reference models ran with few (its figures understate the leak)."""

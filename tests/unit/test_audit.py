@@ -53,3 +53,39 @@ def test_priors_and_targets_are_checked():
         resolve_targets([5], 4)
     # the pool size comes from the signals, so targets are checked against the real pool
     assert load_audit_config(None, ["audit.targets=[11]"], n_models=12).audit.targets == [11]
+
+
+def test_every_attack_scores_a_target_override_like_the_pool_row(signals):
+    """The memoised per-pool statistics and the override path (a defended target) agree:
+    overriding the target's outputs with its own row changes no score, and shared memos do
+    not leak one target's statistic into another's."""
+    from miaudit.attacks import ATTACKS, NotApplicable, make_input
+
+    logits = np.asarray(signals.logits)
+    pop = np.asarray(signals.population_logits)
+    kw = dict(population_logits=pop, population_labels=signals.population_labels, seed=3)
+    for name in ATTACKS.names():
+        spec = ATTACKS.get(name)
+        for t in (0, 2):
+            try:
+                pooled = spec(make_input(logits, signals.in_mask, signals.labels, t, **kw))
+            except NotApplicable:
+                continue
+            alone = spec(make_input(logits, signals.in_mask, signals.labels, t, **kw,
+                                    target_logits=logits[t].copy(), target_population_logits=pop[t].copy()))
+            np.testing.assert_allclose(pooled, alone, rtol=1e-12, atol=1e-12, err_msg=f"{name}, target {t}")
+
+
+def test_per_record_lira_with_few_references_is_flagged(rng):
+    from miaudit.config import AuditConfig
+    from miaudit.pool import membership_design
+
+    m, n, c = 8, 200, 3
+    signals = Signals(logits=rng.normal(size=(m, 1, n, c)).astype(np.float32), in_mask=membership_design(m, n, 0),
+                      labels=rng.integers(0, c, n), population_logits=None, population_labels=None)
+
+    cfg = AuditConfig(attacks=["lira-online", "lira-online-fixed"], bootstrap=0)
+    with pytest.warns(UserWarning):
+        run = run_attacks(signals, cfg, seed=0)
+    flagged = [w for w in run.warnings if "per-record variance" in w]
+    assert len(flagged) == 1 and "'lira-online'" in flagged[0] and "lira-online-fixed" in flagged[0]

@@ -111,6 +111,62 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return -true_class_logprob(logits, labels)
 
 
+# --- per-model statistics of a whole pool, computed once and shared by every target ---------
+
+
+def _pool_z_y_rest(pool: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """z_y and logsumexp_{j≠y} z_j of every model, (M, A, N) float64 each (memoised per pool)."""
+
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        parts = [by_records(_z_y_and_rest, pool[m], labels) for m in range(pool.shape[0])]
+        return np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts])
+
+    return memo(pool, "pool:z_y,rest", compute, labels=labels)
+
+
+#: statistics derived from (z_y, rest): LiRA's φ and log p_y (the loss is its negative)
+_FROM_Z_Y_REST: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "phi": lambda z_y, rest: z_y - rest,
+    "logp_y": lambda z_y, rest: z_y - np.logaddexp(z_y, rest),
+}
+
+
+def _direct(name: str, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    z_y, rest = by_records(_z_y_and_rest, logits, labels)
+    return _FROM_Z_Y_REST[name](z_y, rest)
+
+
+def pool_stat(view: Any, name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """A per-record statistic of every model in ``view.pool``, (M, A, N, ...) float64, memoised per pool.
+
+    ``name`` is "phi" or "logp_y", or any name for ``fn(logits (A, N, C), labels) -> (A, N, ...)``.
+    ``view`` is an ``AttackInput`` or ``PopSignals``: every target of a run shares one pool array,
+    so the references' statistics are computed once per run, not once per target.
+    """
+    pool, labels = view.pool, view.labels
+    if fn is None:
+        return memo(pool, f"pool:{name}", lambda: _FROM_Z_Y_REST[name](*_pool_z_y_rest(pool, labels)), labels=labels)
+    return memo(pool, f"pool:{name}", lambda: np.stack([fn(pool[m], labels) for m in range(pool.shape[0])]),
+                labels=labels)
+
+
+def target_stat(view: Any, name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """The target's statistic (A, N, ...): from the pool's memo, or computed on its own outputs when overridden."""
+    if view.target_override is not None:
+        return fn(view.target_override, view.labels) if fn is not None else _direct(name, view.target_override, view.labels)
+    return pool_stat(view, name, fn)[view.target_index]
+
+
+def split_stat(
+    view: Any, name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(target (A, N, ...), references (R, A, N, ...)) of a per-model statistic; see ``pool_stat``."""
+    full = pool_stat(view, name, fn)
+    m = full.shape[0]
+    refs = full[[i for i in range(m) if i != view.target_index]]
+    return target_stat(view, name, fn), refs
+
+
 def _shifted_exp(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """exp(z − max) with the top entry zeroed, the top index, the max, and the rest's sum (..., N)."""
     top = z.argmax(axis=-1)[..., None]

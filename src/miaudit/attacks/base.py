@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -23,34 +24,75 @@ class NotApplicable(MiauditError):
     """The attack cannot run on this pool or dataset (too few references, no population, ...)."""
 
 
-@dataclass(frozen=True)
+def _others(n_models: int, target: int) -> np.ndarray:
+    return np.array([i for i in range(n_models) if i != target], dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
 class PopSignals:
     """The same arrays for population records (never trained on by any model)."""
 
-    target: np.ndarray  # (A, P, C) logits of the target model
-    refs: np.ndarray  # (R, A, P, C) logits of the reference models
+    pool: np.ndarray  # (M, A, P, C) logits of every model on the population
+    target_index: int
     labels: np.ndarray  # (P,)
+    #: the target's outputs when they differ from ``pool[target_index]`` (a defended target)
+    target_override: np.ndarray | None = None  # (A, P, C)
+
+    @cached_property
+    def target(self) -> np.ndarray:  # (A, P, C)
+        if self.target_override is not None:
+            return np.asarray(self.target_override)
+        return np.asarray(self.pool[self.target_index])
+
+    @cached_property
+    def refs(self) -> np.ndarray:  # (R, A, P, C); a copy, built only if an attack asks for raw logits
+        return np.asarray(self.pool[_others(self.pool.shape[0], self.target_index)])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AttackInput:
-    """Everything an attack may use for one target model."""
+    """Everything an attack may use for one target model.
 
-    target: np.ndarray  # (A, N, C) logits of the target; A = 1 without augmented queries
-    refs: np.ndarray  # (R, A, N, C) logits of the reference models, target excluded
+    ``pool`` holds every model's logits; the attack sees the target's row (``target``) and the
+    others' (``refs``), plus the references' membership ``refs_in`` — never the target's.
+    Attacks that need a per-model statistic of every model (φ, log p_y, ...) compute it once
+    per pool through ``attacks._common.split_stat`` and index it, instead of recomputing the
+    references' statistic for every target.
+    """
+
+    pool: np.ndarray  # (M, A, N, C) logits of every model; A = 1 without augmented queries
+    target_index: int
     refs_in: np.ndarray  # (R, N) bool: the references' membership only
     labels: np.ndarray  # (N,) int
     population: PopSignals | None = None
     is_image: bool = False
     seed: int = 0  # for attacks that tune or fit anything (Shokri, RMIA's a)
+    #: the target's outputs when they differ from ``pool[target_index]``: a defended target
+    #: queried by an attacker whose references are undefended (``defences.evaluate``)
+    target_override: np.ndarray | None = None  # (A, N, C)
+
+    @cached_property
+    def others(self) -> np.ndarray:
+        """Indices of the reference models in ``pool`` (every model but the target)."""
+        return _others(self.pool.shape[0], self.target_index)
+
+    @cached_property
+    def target(self) -> np.ndarray:  # (A, N, C)
+        if self.target_override is not None:
+            return np.asarray(self.target_override)
+        return np.asarray(self.pool[self.target_index])
+
+    @cached_property
+    def refs(self) -> np.ndarray:  # (R, A, N, C); a copy, built only if an attack asks for raw logits
+        return np.asarray(self.pool[self.others])
 
     @property
     def n_records(self) -> int:
-        return self.target.shape[1]
+        return self.pool.shape[2]
 
     @property
     def n_refs(self) -> int:
-        return self.refs.shape[0]
+        return self.pool.shape[0] - 1
 
 
 def make_input(
@@ -63,33 +105,37 @@ def make_input(
     population_labels: np.ndarray | None = None,
     is_image: bool = False,
     seed: int = 0,
+    target_logits: np.ndarray | None = None,
+    target_population_logits: np.ndarray | None = None,
 ) -> AttackInput:
     """Split pool signals into the target's view and its references' (target's membership withheld).
 
     Parameters
     ----------
-    logits : (M, A, N, C) float
+    logits : (M, A, N, C) float (may be memory-mapped; nothing is copied here). Pass the same
+        array object for every target: per-model statistics are memoised by its identity.
     in_mask : (M, N) bool
     labels : (N,) int
     population_logits : (M, A, P, C) float, optional
+    target_logits, target_population_logits : (A, N, C), (A, P, C), optional: the target's
+        outputs when they are not ``logits[target]`` (a defended target, undefended references)
     """
     m = logits.shape[0]
-    others = np.array([i for i in range(m) if i != target], dtype=np.int64)
+    if not 0 <= target < m:
+        raise ValueError(f"target {target} is not a model index of a pool of {m}")
     pop = None
     if population_logits is not None and population_labels is not None and population_logits.shape[2] > 0:
-        pop = PopSignals(
-            target=np.asarray(population_logits[target]),
-            refs=np.asarray(population_logits[others]),
-            labels=np.asarray(population_labels),
-        )
+        pop = PopSignals(pool=population_logits, target_index=target, labels=np.asarray(population_labels),
+                         target_override=target_population_logits)
     return AttackInput(
-        target=np.asarray(logits[target]),
-        refs=np.asarray(logits[others]),
-        refs_in=np.asarray(in_mask[others], dtype=bool),
+        pool=logits,
+        target_index=target,
+        refs_in=np.asarray(in_mask[_others(m, target)], dtype=bool),
         labels=np.asarray(labels),
         population=pop,
         is_image=is_image,
         seed=seed,
+        target_override=target_logits,
     )
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import norm
 
-from miaudit.attacks._common import scaled_logit, select_refs
+from miaudit.attacks._common import select_refs, split_stat
 from miaudit.attacks.base import AttackInput, NotApplicable, register_attack
 
 SIGMA_FLOOR = 1e-3
@@ -74,8 +74,7 @@ def gaussian_fit(phi: np.ndarray, mask: np.ndarray, *, fixed_variance: bool, min
 
 
 def lira_online(inp: AttackInput, *, fixed_variance: bool = False, max_refs: int | None = None) -> np.ndarray:
-    phi_t = scaled_logit(inp.target, inp.labels)  # (A, N)
-    phi_r = scaled_logit(inp.refs, inp.labels)  # (R, A, N)
+    phi_t, phi_r = split_stat(inp, "phi")  # (A, N), (R, A, N)
     ins, outs = select_refs(inp.refs_in, max_refs), select_refs(~inp.refs_in, max_refs)
     mu_in, sd_in = gaussian_fit(phi_r, ins, fixed_variance=fixed_variance, min_count=1)
     mu_out, sd_out = gaussian_fit(phi_r, outs, fixed_variance=fixed_variance, min_count=1)
@@ -84,8 +83,7 @@ def lira_online(inp: AttackInput, *, fixed_variance: bool = False, max_refs: int
 
 
 def lira_offline(inp: AttackInput, *, fixed_variance: bool = False, max_refs: int | None = None) -> np.ndarray:
-    phi_t = scaled_logit(inp.target, inp.labels)  # (A, N)
-    phi_r = scaled_logit(inp.refs, inp.labels)  # (R, A, N)
+    phi_t, phi_r = split_stat(inp, "phi")  # (A, N), (R, A, N)
     mu_out, sd_out = gaussian_fit(phi_r, select_refs(~inp.refs_in, max_refs), fixed_variance=fixed_variance, min_count=1)
     score = norm.logcdf((phi_t - mu_out) / sd_out)  # (A, N)
     return score.mean(axis=0)

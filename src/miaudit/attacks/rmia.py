@@ -45,7 +45,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import rankdata
 
-from miaudit.attacks._common import logsumexp, select_refs, true_class_logprob
+from miaudit.attacks._common import logsumexp, select_refs, split_stat
 from miaudit.attacks.base import AttackInput, NotApplicable, register_attack
 
 log = logging.getLogger(__name__)
@@ -114,13 +114,9 @@ def _need_population(inp: AttackInput) -> None:
 
 def _log_probs(inp: AttackInput) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """log p_y of the target and references on x (A, N), (R, A, N) and on z (A, Z), (R, A, Z)."""
-    pop = inp.population
-    return (
-        true_class_logprob(inp.target, inp.labels),
-        true_class_logprob(inp.refs, inp.labels),
-        true_class_logprob(pop.target, pop.labels),
-        true_class_logprob(pop.refs, pop.labels),
-    )
+    lp_t, lp_r = split_stat(inp, "logp_y")
+    lpz_t, lpz_r = split_stat(inp.population, "logp_y")
+    return lp_t, lp_r, lpz_t, lpz_r
 
 
 def _offline_parts(lp_t, lp_r, refs_in, lpz_t, lpz_r, max_refs):  # noqa: ANN001, ANN202

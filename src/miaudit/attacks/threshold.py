@@ -23,11 +23,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from miaudit.attacks._common import (
-    cross_entropy,
+    by_records,
     log_one_minus_softmax,
     log_softmax,
     out_mean,
-    true_class_logprob,
+    split_stat,
+    target_stat,
 )
 from miaudit.attacks.base import AttackInput, NotApplicable, register_attack
 
@@ -35,20 +36,23 @@ from miaudit.attacks.base import AttackInput, NotApplicable, register_attack
 @register_attack("loss", description="global threshold on the target's loss (Yeom et al. 2018)", knowledge="none")
 def loss_attack(inp: AttackInput) -> np.ndarray:
     """Score = −loss of the target on the plain query; members have lower loss."""
-    return -cross_entropy(inp.target, inp.labels)[0]
+    return target_stat(inp, "logp_y")[0]
 
 
 @register_attack("confidence", description="global threshold on p_y, the target's true-class probability", knowledge="none")
 def confidence_attack(inp: AttackInput) -> np.ndarray:
     """Score = p_y (float64, from logits)."""
-    return np.exp(true_class_logprob(inp.target, inp.labels)[0])
+    return np.exp(target_stat(inp, "logp_y")[0])
 
 
 @register_attack("entropy", description="global threshold on the entropy of the target's softmax (low ⇒ member)", knowledge="none")
 def entropy_attack(inp: AttackInput) -> np.ndarray:
     """Score = −H(p) = Σ_j p_j log p_j."""
-    logp = log_softmax(inp.target[0])
-    return (np.exp(logp) * logp).sum(axis=-1)
+    def block(z: np.ndarray, _: object) -> np.ndarray:  # (n, C) -> (n,)
+        logp = log_softmax(z)
+        return (np.exp(logp) * logp).sum(axis=-1)
+
+    return by_records(block, inp.target[0])
 
 
 def modified_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -62,6 +66,10 @@ def modified_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     >>> round(float(modified_entropy(np.log(np.array([[0.5, 0.25, 0.25]])), np.array([0]))[0]), 6)
     0.490415
     """
+    return by_records(_modified_entropy_block, logits, labels)  # cache-sized blocks: ~2x faster at 200k x 100
+
+
+def _modified_entropy_block(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     logp = log_softmax(logits)
     log1mp = log_one_minus_softmax(logits)
     n = logp.shape[-2]
@@ -96,9 +104,10 @@ class CalibratedLossParams(BaseModel):
 )
 def calibrated_loss_attack(inp: AttackInput, *, max_refs: int | None = None) -> np.ndarray:
     """Score = −(loss_target − mean_{OUT refs} loss), plain query only."""
-    ref_loss, count = out_mean(cross_entropy(inp.refs, inp.labels)[:, 0], inp.refs_in, max_refs=max_refs)
+    logp_t, logp_r = split_stat(inp, "logp_y")  # (A, N), (R, A, N)
+    ref_loss, count = out_mean(-logp_r[:, 0], inp.refs_in, max_refs=max_refs)
     if inp.n_refs == 0 or (count < 1).any():
         raise NotApplicable(
             f"needs at least 1 OUT reference model per record, some records have {int(count.min()) if count.size else 0}"
         )
-    return -(cross_entropy(inp.target, inp.labels)[0] - ref_loss)
+    return -(-logp_t[0] - ref_loss)

@@ -121,11 +121,10 @@ def _score(name: str, params: dict | None, signals: Signals, targets: list[int],
     rows = []
     for t in targets:
         inp = make_input(ref_logits, signals.in_mask, signals.labels, t, population_logits=ref_pop,
-                         population_labels=signals.population_labels, is_image=signals.is_image, seed=seed)
-        pop = inp.population
-        if pop is not None and target_pop is not None:
-            pop = dataclasses.replace(pop, target=np.asarray(target_pop[t]))
-        inp = dataclasses.replace(inp, target=np.asarray(target_logits[t]), population=pop)
+                         population_labels=signals.population_labels, is_image=signals.is_image, seed=seed,
+                         target_logits=None if target_logits is ref_logits else np.asarray(target_logits[t]),
+                         target_population_logits=None if target_pop is None or target_pop is ref_pop
+                         else np.asarray(target_pop[t]))
         rows.append(spec(inp, params))
     return np.stack(rows)
 
