@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from miaudit import failpoints
 from miaudit.errors import DataError, RunDirError
 
 
@@ -45,6 +46,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        failpoints.hit(f"mid-write:{path.name}")
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from miaudit import failpoints
 from miaudit.config import RunConfig
 from miaudit.data import Dataset, Splits
 from miaudit.io import load_weights, read_json, save_weights, write_json
@@ -156,6 +157,7 @@ def save_member(rd: RunDir, cfg: RunConfig, m: int, seed: int, n_train: int, out
         **info,
     }
     write_json(rd.member_sidecar(m), sidecar)
+    failpoints.hit("member-done")
     return sidecar
 
 

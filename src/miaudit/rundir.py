@@ -106,6 +106,20 @@ def clear_run_dir(root: Path) -> None:
             p.unlink()
 
 
+def remove_stale_temporaries(root: Path) -> int:
+    """Delete temporary files a killed run left behind (``.<name>.<random>.tmp``, from ``io.atomic_path``).
+
+    Safe only while holding the run directory's lock: no other writer is alive then. Returns how many.
+    """
+    n = 0
+    for tmp in root.rglob(".*.tmp"):
+        if tmp.is_file():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                n += 1
+    return n
+
+
 @contextlib.contextmanager
 def locked(rd: RunDir) -> Iterator[None]:
     """Hold an exclusive lock on the run directory so two runs never write into it at once."""
@@ -120,6 +134,7 @@ def locked(rd: RunDir) -> Iterator[None]:
         fh.truncate()
         fh.write(str(os.getpid()))
         fh.flush()
+        remove_stale_temporaries(rd.root)
         yield
     finally:
         with contextlib.suppress(OSError):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from miaudit import failpoints
 from miaudit.audit import run_attacks, utility
 from miaudit.config import RunConfig
 from miaudit.data import Dataset, Splits, load_dataset, make_splits
@@ -39,6 +40,7 @@ class StageTimer:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.started = time.perf_counter()
 
     @contextlib.contextmanager
     def __call__(self, stage: str, progress: Progress) -> Iterator[None]:
@@ -68,14 +70,15 @@ def run_audit(
     Returns the content of ``results.json``.
     """
     progress = progress or NullProgress()
+    timer = StageTimer()
+    with timer("data", progress):  # bad data or splits fail here, before the run directory is touched
+        data = split_data(config)
     rd = prepare_run_dir(Path(out), config, force=force)
     with locked(rd):
-        return _run(config, rd, progress)
+        return _run(config, rd, progress, data, timer)
 
 
-def _run(config: RunConfig, rd: RunDir, progress: Progress) -> dict:
-    timer = StageTimer()
-    total_start = time.perf_counter()
+def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset, Splits], timer: StageTimer) -> dict:
     if config.runtime.threads:
         torch.set_num_threads(config.runtime.threads)
     device = resolve_device(config.runtime.device)
@@ -89,9 +92,9 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress) -> dict:
         "device": str(device),
     })
 
-    with timer("data", progress):
-        dataset, splits = split_data(config)
-        save_npz(rd.root / "splits.npz", **splits.as_dict(), audit_ids=dataset.ids[splits.audit])
+    dataset, splits = data
+    save_npz(rd.root / "splits.npz", **splits.as_dict(), audit_ids=dataset.ids[splits.audit])
+    failpoints.hit("after-data")
 
     # where pool members train and infer (runtime.workers, runtime.batched); shared by both stages
     executor = make_executor(config, input_shape=dataset.input_shape, n_classes=dataset.n_classes, progress=progress)
@@ -100,16 +103,19 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress) -> dict:
             in_mask = membership_design(config.pool.n_models, len(splits.audit), config.seed)
             inputs = PoolInputs.build(config, dataset, splits, in_mask)
             sidecars = train_pool(inputs, rd, device=device, progress=progress, executor=executor)
+        failpoints.hit("after-training")
 
         with timer("signals", progress):
             signals = compute_signals(config, dataset, splits, in_mask, rd, device=device, progress=progress,
                                       executor=executor)
+        failpoints.hit("after-signals")
     finally:
         executor.close()
         release_context()
 
     with timer("attacks", progress):
         attack_run = run_attacks(signals, config.audit, seed=config.seed, scores_dir=rd.scores, progress=progress)
+    failpoints.hit("after-attacks")
 
     vulnerability = None
     if config.analysis.vulnerability and attack_run.results:
@@ -118,6 +124,7 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress) -> dict:
 
             vulnerability = analyze_run(rd.root, config, progress, targets=attack_run.targets,
                                         attacks=list(attack_run.results), dataset=dataset, splits=splits)
+        failpoints.hit("after-analysis")
 
     defences, defences_timing = None, None
     if config.defences:
@@ -157,14 +164,16 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress) -> dict:
             results["defences"] = defences
         if (dp := dp_summary(sidecars)) is not None:
             results["pool"]["dp"] = dp  # ε per model (DP-SGD recipe)
+        failpoints.hit("before-results")
         write_json(rd.results, results)
         write_text(rd.root / "summary.txt", format_summary(results))
         if attack_run.roc:
             write_roc_figure(rd.figures / "roc.png", attack_run.roc, attack_run.results)
 
-    timing = {"stages_s": timer.seconds, "total_s": time.perf_counter() - total_start, "attacks_s": attack_run.seconds,
+    timing = {"stages_s": timer.seconds, "total_s": time.perf_counter() - timer.started, "attacks_s": attack_run.seconds,
               "members_train_s": [s.get("wall_s") for s in sidecars],
               "runtime": {"threads": torch.get_num_threads(), "workers": config.runtime.workers,
+                          "threads_per_member": getattr(executor, "threads", None) or torch.get_num_threads(),
                           "executor": type(executor).__name__, "batched": getattr(executor, "batched", False)}}
     if defences_timing:
         timing["defences"] = defences_timing  # fit and per-query cost of each inference-time defence

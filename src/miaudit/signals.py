@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 import torch
 
+from miaudit import failpoints
 from miaudit.config import RunConfig
 from miaudit.data import Dataset, Splits
 from miaudit.errors import DataError
@@ -104,6 +105,7 @@ def compute_member_signals(
         test=model_logits(model, dataset.x[splits.test], queries[:1], device=device),
         fingerprint=np.array(signals_fingerprint(config, is_image)),
     )
+    failpoints.hit("signals-part")
 
 
 def member_part_done(rd: RunDir, m: int, fp: str) -> bool:

@@ -152,7 +152,9 @@ def load_signals_file(path: Path | str) -> Signals:
     try:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"--signals {path}: not a readable .npz file ({exc})") from None
+        # numpy takes a file that is neither a zip nor an .npy for a pickle and suggests unpickling it
+        why = "neither a zip archive nor an .npy array" if "pickle" in str(exc) else exc
+        raise DataError(f"--signals {path}: not a readable .npz file ({why})") from None
     if not isinstance(z, np.lib.npyio.NpzFile):
         raise DataError(f"--signals {path}: holds a single array; expected an .npz of named arrays ({', '.join(REQUIRED)})")
     arrays = {}

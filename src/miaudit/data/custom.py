@@ -99,7 +99,9 @@ def load_npz(params: NpzParams, data_dir: Path | None, seed: int) -> Dataset:
     try:
         npz = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a readable .npz file ({exc}); write it with np.savez(path, x=x, y=y)") from exc
+        # numpy takes a file that is neither a zip nor an .npy for a pickle and suggests unpickling it
+        why = "neither a zip archive nor an .npy array" if "pickle" in str(exc) else exc
+        raise DataError(f"{path} is not a readable .npz file ({why}); write it with np.savez(path, x=x, y=y)") from exc
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise DataError(f"{path} holds a single array, not an .npz archive; write it with np.savez(path, x=x, y=y)")
     with npz:
