@@ -8,7 +8,7 @@ does not depend on which executor produced it.
 
 The interface
 -------------
-An executor has two methods; a Ray executor (``runtime.executor: ray``) implements the same::
+An executor has two methods; ``executors_ray.RayExecutor`` (``runtime.executor: ray``) implements the same::
 
     run(member_ids, job, *, on_done=None) -> None
         Do ``job`` (a MemberJob) for every member in ``member_ids``; finished work is skipped.
@@ -57,6 +57,7 @@ from miaudit.rundir import RunDir
 
 if TYPE_CHECKING:
     from miaudit.data import Dataset, Splits
+    from miaudit.executors_ray import RayExecutor
     from miaudit.pool import PoolInputs
 
 log = logging.getLogger(__name__)
@@ -386,12 +387,18 @@ def threads_per_worker(runtime: RuntimeConfig) -> int:
 
 def make_executor(
     config: RunConfig, *, input_shape: tuple[int, ...], n_classes: int, progress: Progress | None = None
-) -> SerialExecutor | ProcessExecutor:
+) -> SerialExecutor | ProcessExecutor | RayExecutor:
     """The executor ``config.runtime`` asks for, with batched groups where they apply."""
     rt = config.runtime
-    if rt.executor != "local":
-        raise ConfigError(f"runtime.executor: {rt.executor!r} is not available in this version; use 'local'")
     batched = batched_reason(config, input_shape, n_classes) is None
+    if rt.executor == "ray":
+        from miaudit.executors_ray import RayExecutor, import_ray
+
+        if rt.device == "cuda" and rt.ray_num_gpus == 0:
+            raise ConfigError("runtime.device: cuda with runtime.executor: ray needs runtime.ray_num_gpus > 0 "
+                              "(a Ray task sees only the GPUs it reserves)")
+        import_ray()  # fail now, before anything trains, if Ray is missing
+        return RayExecutor.from_runtime(rt, batched=batched)
     if rt.workers == 1:
         return SerialExecutor(progress=progress, batched=batched, group_size=rt.group_size)
     return ProcessExecutor(rt.workers, threads_per_worker(rt), batched=batched, group_size=rt.group_size)
