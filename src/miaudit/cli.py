@@ -1,12 +1,14 @@
 """`miaudit` command line: a thin layer over the Python API.
 
-User mistakes (``UserError``) print one line ``miaudit: error: ...`` on stderr and exit 2;
-``--debug`` shows the traceback. Ctrl-C stops cleanly and says how to resume.
+User mistakes (``UserError``, and a full disk or a permission problem) print one line
+``miaudit: error: ...`` on stderr and exit 2; ``--debug`` shows the traceback. Ctrl-C stops
+cleanly, says how to resume and exits 130.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import sys
 import traceback
@@ -236,6 +238,23 @@ def _say_report(out: Path) -> None:
         sys.stdout.write(f"report: {out / 'report.html'}\n")
 
 
+@app.command("config")
+def config_cmd(
+    config: ConfigArg = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override a config key, e.g. train.epochs=30")] = None,
+    reference: Annotated[bool, typer.Option("--reference", help="print every key with its type, default and meaning (Markdown)")] = False,
+) -> None:
+    """Print the resolved configuration (YAML) a run would use, or the full configuration reference."""
+    if reference:
+        from miaudit.config_reference import reference_markdown
+
+        sys.stdout.write(reference_markdown())
+        return
+    from miaudit.config import load_config
+
+    sys.stdout.write(load_config(config, set_ or []).to_yaml())
+
+
 @app.command("list")
 def list_(what: Annotated[str, typer.Argument(help="attacks | models | datasets | recipes | defences")]) -> None:
     """List a registry: attacks, models, datasets, recipes (training-time defences) or defences (inference-time)."""
@@ -253,6 +272,10 @@ def list_(what: Annotated[str, typer.Argument(help="attacks | models | datasets 
         out_console.print(f"{name:<22} {spec.description}", markup=False)
 
 
+#: OS errors the user fixes (free space, permissions), reported like a UserError
+_USER_OS_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -260,25 +283,40 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _STATE["debug"] = "--debug" in args
     try:
-        app(args=args, prog_name="miaudit", standalone_mode=False)
+        code = app(args=args, prog_name="miaudit", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.ClickException as exc:
         exc.show()
         return 2
     except (click.exceptions.Abort, KeyboardInterrupt):
-        err_console.print(
-            "miaudit: interrupted; finished models and artefacts are kept — rerun the same command to resume",
-            markup=False,
-        )
-        return 130
+        return _interrupted()
     except UserError as exc:
         if _STATE["debug"]:
             traceback.print_exc()
         message = " ".join(str(exc).split())  # always one line
         err_console.print(f"miaudit: error: {message}", markup=False, soft_wrap=True)
         return 2
-    return 0
+    except OSError as exc:
+        if exc.errno not in _USER_OS_ERRORS:
+            raise
+        if _STATE["debug"]:
+            traceback.print_exc()
+        # a full disk or a permission problem outside miaudit's own writers (which name the file themselves)
+        where = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(f"miaudit: error: {where}{exc.strerror or exc}", markup=False, soft_wrap=True)
+        return 2
+    if code == 130:  # typer hands Ctrl-C (KeyboardInterrupt) back as exit code 130
+        return _interrupted()
+    return code if isinstance(code, int) else 0
+
+
+def _interrupted() -> int:
+    err_console.print(
+        "miaudit: interrupted; finished models and artefacts are kept — rerun the same command to resume",
+        markup=False, soft_wrap=True,
+    )
+    return 130
 
 
 if __name__ == "__main__":

@@ -266,6 +266,14 @@ class RuntimeConfig(BaseModel):
     group_size: int = Field(8, ge=2, description="most members trained together in one batched group")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
     executor: Literal["local", "ray"] = Field("local", description="where pool members train")
+    # the ray_* keys apply with executor: ray (docs/cluster.md)
+    ray_address: str | None = Field(
+        None, description="null: start a local Ray instance; 'auto' or host:port / ray://host:10001 joins a cluster"
+    )
+    ray_num_cpus: float = Field(1.0, gt=0, description="CPUs each Ray task reserves (and its torch threads)")
+    ray_num_gpus: float = Field(0.0, ge=0, description="GPUs each Ray task reserves; > 0 trains on cuda")
+    # a lost node or a killed worker is usually transient; a deterministic error fails 3 times and is reported
+    ray_max_retries: int = Field(2, ge=0, description="retries of a failed Ray task before its members are reported")
 
 
 class RunConfig(BaseModel):
@@ -274,6 +282,10 @@ class RunConfig(BaseModel):
     model_config = FORBID
 
     seed: int = Field(0, ge=0, description="fixes every random choice of the run")
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Python modules or .py files that register your own datasets, models, attacks or defences",
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -284,6 +296,17 @@ class RunConfig(BaseModel):
     defences: list[DefenceConfig] = Field(
         default_factory=list, description="inference-time defences evaluated on the pool, e.g. [logit-reweighting]"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load_plugins(cls, raw: Any) -> Any:
+        # before any field: the names the plugins register must be known when data/model are checked
+        if isinstance(raw, dict) and raw.get("plugins"):
+            from miaudit.plugins import load_plugins
+
+            plugins = raw["plugins"]
+            load_plugins(plugins if isinstance(plugins, list) else [plugins])
+        return raw
 
     @model_validator(mode="after")
     def _apply_recipes(self) -> RunConfig:
@@ -350,7 +373,9 @@ class SweepConfig(BaseModel):
     )
     set: list[str] = Field(default_factory=list, description="KEY=VALUE overrides applied to every variant")
     defences: list[Any] = Field(default_factory=list, description="inference-time defences evaluated in every variant")
-    variants: list[VariantConfig] = Field(min_length=1)
+    variants: list[VariantConfig] = Field(
+        min_length=1, description="the runs to compare; each is the base plus its recipes, defences and overrides"
+    )
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -418,4 +443,10 @@ def load_config(path: Path | str | None = None, overrides: list[str] | None = No
     """Defaults, then the YAML file (if any), then ``--set`` overrides; validated as a whole."""
     raw = read_yaml(path) if path is not None else {}
     raw = apply_overrides(raw, list(overrides or []))
+    if isinstance(raw.get("plugins"), list):
+        from miaudit.plugins import resolve_plugin_paths
+
+        # file plugins relative to the config file (or the working directory), stored absolute
+        base = Path(path).resolve().parent if path is not None else Path.cwd()
+        raw["plugins"] = resolve_plugin_paths(raw["plugins"], base)
     return validate_config(raw, source=str(path) if path is not None else "config")
