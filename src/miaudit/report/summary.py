@@ -52,6 +52,11 @@ def format_summary(results: dict) -> str:
             lines.append("* backed by fewer than 10/FPR non-members per target: unreliable")
     for name, why in results.get("skipped_attacks", {}).items():
         lines.append(f"skipped {name}: {why}")
+    for msg in results.get("warnings", []):
+        # skips and the reliability flag are said above; the rest (e.g. too few references) here
+        if not msg.startswith("attack ") or "skipped:" in msg:
+            continue
+        lines.append(f"note: {msg.removeprefix('attack ')}")
     if results.get("vulnerability"):
         from miaudit.vulnerability.report import format_vulnerability
 
