@@ -151,10 +151,15 @@ def pool_stat(view: Any, name: str, fn: Callable[[np.ndarray, np.ndarray], np.nd
 
 
 def target_stat(view: Any, name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """The target's statistic (A, N, ...): from the pool's memo, or computed on its own outputs when overridden."""
-    if view.target_override is not None:
-        return fn(view.target_override, view.labels) if fn is not None else _direct(name, view.target_override, view.labels)
-    return pool_stat(view, name, fn)[view.target_index]
+    """The target's statistic (A, N, ...): from the pool's memo when another attack computed it,
+    else on the target's outputs alone (an attack that needs only the target does not pay for
+    every model's statistic: 1/M of the work)."""
+    if view.target_override is None:
+        hit = _MEMO.get((id(view.pool), f"pool:{name}"))
+        if hit is not None and hit[0] is view.labels:
+            return hit[1][view.target_index]
+    logits = view.target
+    return fn(logits, view.labels) if fn is not None else _direct(name, logits, view.labels)
 
 
 def split_stat(
@@ -164,7 +169,7 @@ def split_stat(
     full = pool_stat(view, name, fn)
     m = full.shape[0]
     refs = full[[i for i in range(m) if i != view.target_index]]
-    return target_stat(view, name, fn), refs
+    return target_stat(view, name, fn), refs  # the target's row from the memo just filled
 
 
 def _shifted_exp(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
