@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +30,13 @@ def test_run_writes_results_and_rerun_reuses_every_model(tmp_path, tiny_override
         assert 0 <= r["auc"] <= 1 and 0 <= r["advantage"] <= 1
         assert set(r["tpr_at_fpr"]) == {"0.0", "0.0001", "0.001", "0.01", "0.1"}
         assert len(r["per_target"]) == 4
+    # docs/results.md documents every key a run writes
+    schema = (Path(__file__).resolve().parents[2] / "docs" / "results.md").read_text()
+    undocumented = [k for k in on_disk if f"`{k}`" not in schema]
+    undocumented += [k for k in on_disk["attacks"]["loss"] if f"`{k}`" not in schema]
+    undocumented += [k for k in on_disk["attacks"]["loss"]["per_target"][0] if f"`{k}`" not in schema]
+    undocumented += [k for k in on_disk.get("vulnerability", {}) if f"`{k}`" not in schema]
+    assert undocumented == []
     in_mask = np.load(out / "signals" / "in_mask.npy")
     assert (in_mask.sum(0) == 2).all()
     # models trained well past chance on the tiny task
