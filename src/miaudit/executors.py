@@ -41,6 +41,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -285,7 +286,21 @@ class SerialExecutor:
         self.close()
 
 
-def _init_worker(threads: int | None) -> None:
+def _exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """Stop this worker when the process that started it is gone (killed with SIGKILL, say):
+    a spawned pool worker would otherwise wait for work forever, holding its data in memory."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="miaudit-parent-watch", daemon=True).start()
+
+
+def _init_worker(threads: int | None, parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     if threads:
         torch.set_num_threads(threads)
     try:
@@ -331,7 +346,7 @@ class ProcessExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context(self.start_method)
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.threads,)
+                max_workers=self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.threads, os.getpid())
             )
         return self._pool
 

@@ -126,3 +126,48 @@ def test_process_executor_raises_a_worker_error(tiny_config, tmp_path):
     bad = MemberJob(**{**job.__dict__, "fingerprint": "0" * 16})
     with ProcessExecutor(1, threads=1) as ex, pytest.raises(RuntimeError, match="fingerprint"):
         ex.run([0], bad)
+
+
+def test_workers_exit_when_their_parent_is_killed(tmp_path):
+    """A SIGKILLed run must not leave spawned workers waiting forever (holding their data)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from miaudit.executors import ProcessExecutor, _ready\n"
+        "ex = ProcessExecutor(2, 1)\n"
+        "ex.start()\n"
+        "print(' '.join(str(p) for p in set(ex._get_pool().map(_ready, range(8)))), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert pids, "no worker started"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 30
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.5)
+        alive = [p for p in pids if _alive(p)]
+    assert alive == [], f"workers {alive} outlived their parent"
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by init) counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
