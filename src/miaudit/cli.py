@@ -272,6 +272,12 @@ def list_(what: Annotated[str, typer.Argument(help="attacks | models | datasets 
         out_console.print(f"{name:<22} {spec.description}", markup=False)
 
 
+# typer >= 0.2x vendors click (typer._click) and raises its own exception classes; older typer
+# raises click's. Catch both, through typer's public names where it has them.
+_EXIT = (click.exceptions.Exit, typer.Exit)
+_ABORT = (click.exceptions.Abort, typer.Abort)
+_USAGE_ERRORS = (click.exceptions.ClickException, *((typer.TyperException,) if hasattr(typer, "TyperException") else ()))
+
 #: OS errors the user fixes (free space, permissions), reported like a UserError
 _USER_OS_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
 
@@ -284,12 +290,16 @@ def main(argv: list[str] | None = None) -> int:
     _STATE["debug"] = "--debug" in args
     try:
         code = app(args=args, prog_name="miaudit", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except _EXIT as exc:
         return exc.exit_code
-    except click.exceptions.ClickException as exc:
-        exc.show()
+    except _USAGE_ERRORS as exc:
+        # an unknown command or option, a missing argument: one line, and where to look
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        message = " ".join(str(exc.format_message()).split())
+        err_console.print(f"miaudit: error: {message}{where}", markup=False, soft_wrap=True)
         return 2
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (*_ABORT, KeyboardInterrupt):
         return _interrupted()
     except UserError as exc:
         if _STATE["debug"]:

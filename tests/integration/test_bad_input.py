@@ -121,6 +121,7 @@ CONFIG_FILES: dict[str, tuple[bytes | None, list[str]]] = {
     "not-a-mapping": (b"- train\n- pool\n", ["the top level must be a mapping"]),
     "not-text": (b"\xff\xfe\x00\x01", ["not a text file"]),
     "unknown-section": (b"trian:\n  epochs: 3\n", ["trian: unknown key"]),
+    "duplicate-key": (b"train:\n  epochs: 3\n  lr: 0.1\n  epochs: 5\n", ["'epochs' appears twice", "line 4"]),
 }
 
 
@@ -139,6 +140,25 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
     assert main(["--debug", "run", "--set", "pool.n_models=5", "--out", str(tmp_path / "out"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and err.rstrip().splitlines()[-1].startswith("miaudit: error: config: pool.n_models")
+
+
+USAGE_CASES = {
+    "unknown-command": (["nosuch"], ["No such command", "miaudit --help"]),
+    "unknown-option": (["run", "--bogus"], ["No such option: --bogus", "miaudit run --help"]),
+    "missing-option": (["audit", "--out", "x"], ["--signals", "miaudit audit --help"]),
+    "missing-argument": (["report"], ["Missing argument", "miaudit report --help"]),
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE_CASES))
+def test_command_line_usage(case, capsys):
+    """Mistakes in the command line itself: one line too, pointing at the right --help."""
+    argv, expected = USAGE_CASES[case]
+    in_process(capsys, argv, *expected)
+
+
+def test_usage_error_in_a_subprocess():
+    in_subprocess(["run", "--bogus"], "No such option")
 
 
 def test_config_error_in_a_subprocess(tmp_path):
