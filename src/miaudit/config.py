@@ -14,7 +14,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from miaudit._validation import format_validation_error
-from miaudit._validation import format_validation_error as _format_errors  # noqa: F401  (used by sweep, recipes)
 from miaudit.errors import ConfigError
 from miaudit.io import fingerprint
 

@@ -47,7 +47,8 @@ import numpy as np
 import yaml
 from pydantic import ValidationError
 
-from miaudit.config import RunConfig, SweepConfig, _format_errors, apply_overrides, read_yaml, set_key
+from miaudit._validation import format_validation_error
+from miaudit.config import RunConfig, SweepConfig, apply_overrides, read_yaml, set_key
 from miaudit.errors import ConfigError, RunDirError
 from miaudit.io import atomic_path, read_json, write_text
 from miaudit.progress import NullProgress, Progress
@@ -81,7 +82,7 @@ def load_sweep(path: Path | str) -> tuple[SweepConfig, dict[str, Any]]:
     try:
         sweep = SweepConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_format_errors(exc)}") from None
+        raise ConfigError(f"{path}: {format_validation_error(exc)}") from None
     if sweep.base is None:
         base: dict[str, Any] = {}
     elif isinstance(sweep.base, dict):
@@ -147,7 +148,7 @@ def expand_sweep(
                 try:
                     config = RunConfig.model_validate(raw)
                 except ValidationError as exc:
-                    raise ConfigError(_format_errors(exc)) from None
+                    raise ConfigError(format_validation_error(exc)) from None
             except ConfigError as exc:
                 problems.append(f"{where}: {exc}")
                 continue

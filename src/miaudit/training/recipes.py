@@ -203,9 +203,9 @@ def resolve_config(config: RunConfig) -> dict[str, BaseModel]:
         if any(k.startswith("model.") for k in chosen):
             out["model"] = ModelConfig.model_validate(raw["model"])
     except ValidationError as exc:
-        from miaudit.config import _format_errors
+        from miaudit._validation import format_validation_error
 
-        raise ValueError(f"train.recipes: {_format_errors(exc)}") from None
+        raise ValueError(f"train.recipes: {format_validation_error(exc)}") from None
     resolved = config.model_copy(update=out)
     for i, r in enumerate(recipes):
         problems += [f"train.recipes[{i}]: {r.name}: {msg}" for msg in r.check(resolved)]
