@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -110,6 +111,20 @@ def save_npy(path: Path | str, array: np.ndarray) -> None:
 def load_npy(path: Path | str, *, mmap: bool = False) -> np.ndarray:
     """Load an array written by ``save_npy`` (never unpickles; optionally memory-mapped)."""
     return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+
+
+def open_user_npz(path: Path | str, *, where: str, hint: str = "") -> np.lib.npyio.NpzFile:
+    """``np.load`` a user's ``.npz`` without ever unpickling; a file numpy cannot read as an archive
+    of named arrays is a one-line ``DataError`` (``where`` names the file, ``hint`` says how to fix it)."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # numpy takes a file that is neither a zip nor an .npy for a pickle and suggests unpickling it
+        why = "neither a zip archive nor an .npy array" if "pickle" in str(exc) else exc
+        raise DataError(f"{where} is not a readable .npz file ({why}){hint}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise DataError(f"{where} holds a single array, not an .npz archive of named arrays{hint}")
+    return z
 
 
 def save_npz(path: Path | str, **arrays: np.ndarray) -> None:

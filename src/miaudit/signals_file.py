@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from miaudit.errors import DataError
-from miaudit.io import save_npz
+from miaudit.io import open_user_npz, save_npz
 from miaudit.signals import Signals, load_signals
 
 log = logging.getLogger(__name__)
@@ -149,14 +149,7 @@ def load_signals_file(path: Path | str) -> Signals:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"--signals {path}: file not found")
-    try:
-        z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        # numpy takes a file that is neither a zip nor an .npy for a pickle and suggests unpickling it
-        why = "neither a zip archive nor an .npy array" if "pickle" in str(exc) else exc
-        raise DataError(f"--signals {path}: not a readable .npz file ({why})") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise DataError(f"--signals {path}: holds a single array; expected an .npz of named arrays ({', '.join(REQUIRED)})")
+    z = open_user_npz(path, where=f"--signals {path}", hint=f"; expected arrays {', '.join(REQUIRED)}")
     arrays = {}
     with z:
         for key in z.files:

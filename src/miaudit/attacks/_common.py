@@ -12,8 +12,8 @@ _MEMO: dict[tuple[int, str], tuple[Any, Any]] = {}
 
 
 def memo(arr: np.ndarray, name: str, compute: Callable[[], Any], *, labels: np.ndarray | None = None) -> Any:
-    """``compute()`` once per live array object (and labels object): attacks on one target share the
-    references' derived quantities (φ, log p_y, features) instead of recomputing them each.
+    """``compute()`` once per live array object (and labels object): every target of a run shares
+    the pool's derived quantities (φ, log p_y, features) instead of recomputing them each.
 
     Keyed by ``id(arr)``; the entry is dropped when ``arr`` is garbage-collected, and it keeps a
     reference to ``labels`` (checked by identity), so a reused id can never return stale values.
@@ -27,6 +27,12 @@ def memo(arr: np.ndarray, name: str, compute: Callable[[], Any], *, labels: np.n
         weakref.finalize(arr, _MEMO.pop, key, None)
     _MEMO[key] = (labels, value)
     return value
+
+
+def memo_lookup(arr: np.ndarray, name: str, *, labels: np.ndarray | None = None) -> Any:
+    """What ``memo`` holds for ``arr`` and ``name`` (with these labels), or None: nothing is computed."""
+    hit = _MEMO.get((id(arr), name))
+    return hit[1] if hit is not None and hit[0] is labels else None
 
 
 def logsumexp(z: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
@@ -74,10 +80,16 @@ def _z_y_and_rest(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def true_logit_and_rest(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """z_y and logsumexp over j != y, both float64, for logits (..., N, C) and labels (N,) (memoised)."""
-    if not isinstance(logits, np.ndarray):
-        return by_records(_z_y_and_rest, logits, labels)
-    return memo(logits, "z_y,rest", lambda: by_records(_z_y_and_rest, logits, labels), labels=labels)
+    """z_y and logsumexp over j != y, both float64, for logits (..., N, C) and labels (N,)."""
+    return by_records(_z_y_and_rest, logits, labels)
+
+
+def _phi(z_y: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    return z_y - rest
+
+
+def _logp_y(z_y: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    return z_y - np.logaddexp(z_y, rest)
 
 
 def scaled_logit(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -91,8 +103,7 @@ def scaled_logit(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     >>> float(scaled_logit(np.array([[2.0, 0.0]]), np.array([0]))[0])
     2.0
     """
-    z_y, rest = true_logit_and_rest(logits, labels)
-    return z_y - rest
+    return _phi(*true_logit_and_rest(logits, labels))
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -102,13 +113,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 def true_class_logprob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """log p_y, float64, for logits (..., N, C)."""
-    z_y, rest = true_logit_and_rest(logits, labels)
-    return z_y - np.logaddexp(z_y, rest)
-
-
-def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per-record loss −log p_y (..., N), float64."""
-    return -true_class_logprob(logits, labels)
+    return _logp_y(*true_logit_and_rest(logits, labels))
 
 
 # --- per-model statistics of a whole pool, computed once and shared by every target ---------
@@ -125,15 +130,7 @@ def _pool_z_y_rest(pool: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
 
 
 #: statistics derived from (z_y, rest): LiRA's φ and log p_y (the loss is its negative)
-_FROM_Z_Y_REST: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "phi": lambda z_y, rest: z_y - rest,
-    "logp_y": lambda z_y, rest: z_y - np.logaddexp(z_y, rest),
-}
-
-
-def _direct(name: str, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    z_y, rest = by_records(_z_y_and_rest, logits, labels)
-    return _FROM_Z_Y_REST[name](z_y, rest)
+_FROM_Z_Y_REST: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {"phi": _phi, "logp_y": _logp_y}
 
 
 def pool_stat(view: Any, name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
@@ -155,20 +152,19 @@ def target_stat(view: Any, name: str, fn: Callable[[np.ndarray, np.ndarray], np.
     else on the target's outputs alone (an attack that needs only the target does not pay for
     every model's statistic: 1/M of the work)."""
     if view.target_override is None:
-        hit = _MEMO.get((id(view.pool), f"pool:{name}"))
-        if hit is not None and hit[0] is view.labels:
-            return hit[1][view.target_index]
-    logits = view.target
-    return fn(logits, view.labels) if fn is not None else _direct(name, logits, view.labels)
+        full = memo_lookup(view.pool, f"pool:{name}", labels=view.labels)
+        if full is not None:
+            return full[view.target_index]
+    if fn is not None:
+        return fn(view.target, view.labels)
+    return _FROM_Z_Y_REST[name](*true_logit_and_rest(view.target, view.labels))
 
 
 def split_stat(
     view: Any, name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(target (A, N, ...), references (R, A, N, ...)) of a per-model statistic; see ``pool_stat``."""
-    full = pool_stat(view, name, fn)
-    m = full.shape[0]
-    refs = full[[i for i in range(m) if i != view.target_index]]
+    refs = pool_stat(view, name, fn)[view.others]
     return target_stat(view, name, fn), refs  # the target's row from the memo just filled
 
 
@@ -208,11 +204,6 @@ def log_one_minus_softmax(logits: np.ndarray) -> np.ndarray:
         return out
 
     return by_records(block, logits)
-
-
-def true_class_prob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """p_y, float64, for logits (..., N, C) (saturates at 1.0 beyond a margin of ~37)."""
-    return np.exp(true_class_logprob(logits, labels))
 
 
 def out_mean(values: np.ndarray, refs_in: np.ndarray, *, max_refs: int | None = None) -> tuple[np.ndarray, np.ndarray]:

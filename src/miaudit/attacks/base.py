@@ -28,8 +28,35 @@ def _others(n_models: int, target: int) -> np.ndarray:
     return np.array([i for i in range(n_models) if i != target], dtype=np.int64)
 
 
+class _TargetView:
+    """One target's view of a pool: its row, the other rows (its references), and their indices.
+
+    Subclasses hold ``pool`` (M, A, n, C), ``target_index`` and ``target_override`` (the target's
+    outputs when they differ from ``pool[target_index]``, e.g. a defended target).
+    """
+
+    pool: np.ndarray
+    target_index: int
+    target_override: np.ndarray | None
+
+    @cached_property
+    def others(self) -> np.ndarray:
+        """Indices of the reference models in ``pool`` (every model but the target)."""
+        return _others(self.pool.shape[0], self.target_index)
+
+    @cached_property
+    def target(self) -> np.ndarray:  # (A, n, C)
+        if self.target_override is not None:
+            return np.asarray(self.target_override)
+        return np.asarray(self.pool[self.target_index])
+
+    @cached_property
+    def refs(self) -> np.ndarray:  # (R, A, n, C); a copy, built only if an attack asks for raw logits
+        return np.asarray(self.pool[self.others])
+
+
 @dataclass(frozen=True, eq=False)
-class PopSignals:
+class PopSignals(_TargetView):
     """The same arrays for population records (never trained on by any model)."""
 
     pool: np.ndarray  # (M, A, P, C) logits of every model on the population
@@ -38,19 +65,9 @@ class PopSignals:
     #: the target's outputs when they differ from ``pool[target_index]`` (a defended target)
     target_override: np.ndarray | None = None  # (A, P, C)
 
-    @cached_property
-    def target(self) -> np.ndarray:  # (A, P, C)
-        if self.target_override is not None:
-            return np.asarray(self.target_override)
-        return np.asarray(self.pool[self.target_index])
-
-    @cached_property
-    def refs(self) -> np.ndarray:  # (R, A, P, C); a copy, built only if an attack asks for raw logits
-        return np.asarray(self.pool[_others(self.pool.shape[0], self.target_index)])
-
 
 @dataclass(frozen=True, eq=False)
-class AttackInput:
+class AttackInput(_TargetView):
     """Everything an attack may use for one target model.
 
     ``pool`` holds every model's logits; the attack sees the target's row (``target``) and the
@@ -70,21 +87,6 @@ class AttackInput:
     #: the target's outputs when they differ from ``pool[target_index]``: a defended target
     #: queried by an attacker whose references are undefended (``defences.evaluate``)
     target_override: np.ndarray | None = None  # (A, N, C)
-
-    @cached_property
-    def others(self) -> np.ndarray:
-        """Indices of the reference models in ``pool`` (every model but the target)."""
-        return _others(self.pool.shape[0], self.target_index)
-
-    @cached_property
-    def target(self) -> np.ndarray:  # (A, N, C)
-        if self.target_override is not None:
-            return np.asarray(self.target_override)
-        return np.asarray(self.pool[self.target_index])
-
-    @cached_property
-    def refs(self) -> np.ndarray:  # (R, A, N, C); a copy, built only if an attack asks for raw logits
-        return np.asarray(self.pool[self.others])
 
     @property
     def n_records(self) -> int:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from miaudit.data.base import Dataset, Kind, register_dataset
 from miaudit.errors import DataError
+from miaudit.io import open_user_npz
 
 
 class NpzParams(BaseModel):
@@ -96,14 +97,7 @@ def _npz_array(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
 def load_npz(params: NpzParams, data_dir: Path | None, seed: int) -> Dataset:
     """x and y from a user .npz; images must be uint8 (scaled by 1/255) or already in [0, 1]."""
     path = resolve_user_path("npz", params.path, data_dir)
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        # numpy takes a file that is neither a zip nor an .npy for a pickle and suggests unpickling it
-        why = "neither a zip archive nor an .npy array" if "pickle" in str(exc) else exc
-        raise DataError(f"{path} is not a readable .npz file ({why}); write it with np.savez(path, x=x, y=y)") from exc
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise DataError(f"{path} holds a single array, not an .npz archive; write it with np.savez(path, x=x, y=y)")
+    npz = open_user_npz(path, where=str(path), hint="; write it with np.savez(path, x=x, y=y)")
     with npz:
         missing = [k for k in ("x", "y") if k not in npz.files]
         if missing:
