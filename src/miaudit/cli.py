@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -272,11 +271,11 @@ def list_(what: Annotated[str, typer.Argument(help="attacks | models | datasets 
         out_console.print(f"{name:<22} {spec.description}", markup=False)
 
 
-# typer >= 0.2x vendors click (typer._click) and raises its own exception classes; older typer
-# raises click's. Catch both, through typer's public names where it has them.
-_EXIT = (click.exceptions.Exit, typer.Exit)
-_ABORT = (click.exceptions.Abort, typer.Abort)
-_USAGE_ERRORS = (click.exceptions.ClickException, *((typer.TyperException,) if hasattr(typer, "TyperException") else ()))
+# typer >= 0.29 vendors its own click and roots every command-line error in TyperException;
+# Exit and Abort are typer's own classes. Nothing here imports click (not a dependency).
+_EXIT = (typer.Exit,)
+_ABORT = (typer.Abort,)
+_USAGE_ERRORS = (typer.TyperException,)
 
 #: OS errors the user fixes (free space, permissions), reported like a UserError
 _USER_OS_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
