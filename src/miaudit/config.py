@@ -166,7 +166,11 @@ class AuditConfig(BaseModel):
         None, description="models that play the target: all (null), the first k (int), or a list of indices"
     )
     fprs: tuple[float, ...] = Field(DEFAULT_FPRS, description="FPRs at which TPR is reported")
-    queries: int = Field(2, ge=1, description="augmented queries per record for image datasets (1 = none)")
+    queries: int | None = Field(
+        None, ge=1,
+        description="queries per image (identity, flip, shifts; 1 = plain only). null = the training recipe's "
+        "augmentation: 2 (identity, flip) with a flipping augmentation recipe, else 1",
+    )
     # 200 percentile resamples settle a 95% interval to about ±0.5 points; 0 turns CIs off
     bootstrap: int = Field(200, ge=0, description="bootstrap resamples for 95% CIs of AUC and TPR@FPR (0 = none)")
     priors: tuple[float, ...] = Field(

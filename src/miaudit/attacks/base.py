@@ -28,6 +28,51 @@ def _others(n_models: int, target: int) -> np.ndarray:
     return np.array([i for i in range(n_models) if i != target], dtype=np.int64)
 
 
+def reference_sets(
+    ins: np.ndarray, outs: np.ndarray, target: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The references' IN and OUT sets of every record, with a composition blind to the target's membership.
+
+    The one place every attack's reference sets come from (``make_input``; RMIA's pseudo-target).
+    With a record IN for c models of M, the references hold c−1 IN and M−c OUT models when the
+    target holds the record, and c IN and M−1−c OUT when it does not: the *counts* would tell the
+    target's membership (on a null pool, per-record LiRA scored AUC 0.374 instead of 0.5). So one
+    reference drawn uniformly at random from the side *opposite* the target's is set aside for
+    that record: both cases leave c−1 IN and M−1−c OUT, and for an exchangeable design (the
+    pool's per-record random permutation, or independent Bernoulli(½) inclusion) the pair
+    (IN set, OUT set) is then a uniformly random disjoint pair of those sizes whichever the
+    target's membership, so even references that differ in calibration cannot leak it.
+
+    Parameters
+    ----------
+    ins, outs : (M, N) bool, disjoint: model m holds record n (``ins``) or provably not (``outs``);
+        a model in neither is not a reference for that record
+    target : row of the model playing the target (its own row is dropped from the result)
+    rng : the draw of the reference set aside per record (seeded by the caller)
+
+    Returns
+    -------
+    refs_in, refs_out : (M − 1, N) bool, rows in model order without ``target``
+    """
+    ins, outs = np.asarray(ins, dtype=bool), np.asarray(outs, dtype=bool)
+    others = _others(ins.shape[0], target)
+    r_in, r_out = ins[others].copy(), outs[others].copy()
+    # the side opposite the target's, per record: OUT refs if the target holds it, IN refs if not
+    opposite = np.where(ins[target][None, :], r_out, np.where(outs[target][None, :], r_in, False))
+    keys = np.where(opposite, rng.random(opposite.shape), np.inf)  # (R, N)
+    has = opposite.any(axis=0)
+    drop = keys.argmin(axis=0)[has]
+    cols = np.flatnonzero(has)
+    r_in[drop, cols] = False
+    r_out[drop, cols] = False
+    return r_in, r_out
+
+
+def reference_rng(seed: int, target: int) -> np.random.Generator:
+    """The seeded stream of ``reference_sets`` for one target (same run seed ⇒ same reference sets)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, 0x2EF5, target]))
+
+
 class _TargetView:
     """One target's view of a pool: its row, the other rows (its references), and their indices.
 
@@ -71,7 +116,10 @@ class AttackInput(_TargetView):
     """Everything an attack may use for one target model.
 
     ``pool`` holds every model's logits; the attack sees the target's row (``target``) and the
-    others' (``refs``), plus the references' membership ``refs_in`` — never the target's.
+    others' (``refs``), plus the references' membership per record as two disjoint masks
+    ``refs_in`` / ``refs_out`` chosen by ``reference_sets`` — never the target's membership, and
+    never reference sets whose sizes or composition depend on it. A reference in neither mask
+    for a record must not be used for that record.
     Attacks that need a per-model statistic of every model (φ, log p_y, ...) compute it once
     per pool through ``attacks._common.split_stat`` and index it, instead of recomputing the
     references' statistic for every target.
@@ -79,7 +127,7 @@ class AttackInput(_TargetView):
 
     pool: np.ndarray  # (M, A, N, C) logits of every model; A = 1 without augmented queries
     target_index: int
-    refs_in: np.ndarray  # (R, N) bool: the references' membership only
+    refs_in: np.ndarray  # (R, N) bool: references used as IN for each record (``reference_sets``)
     labels: np.ndarray  # (N,) int
     population: PopSignals | None = None
     is_image: bool = False
@@ -87,6 +135,13 @@ class AttackInput(_TargetView):
     #: the target's outputs when they differ from ``pool[target_index]``: a defended target
     #: queried by an attacker whose references are undefended (``defences.evaluate``)
     target_override: np.ndarray | None = None  # (A, N, C)
+    #: (R, N) bool: references used as OUT for each record; disjoint from ``refs_in``. None
+    #: (only when built by hand) = every reference not in ``refs_in``
+    refs_out: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.refs_out is None:
+            object.__setattr__(self, "refs_out", ~np.asarray(self.refs_in, dtype=bool))
 
     @property
     def n_records(self) -> int:
@@ -116,7 +171,8 @@ def make_input(
     ----------
     logits : (M, A, N, C) float (may be memory-mapped; nothing is copied here). Pass the same
         array object for every target: per-model statistics are memoised by its identity.
-    in_mask : (M, N) bool
+    in_mask : (M, N) bool; the references' sets come from ``reference_sets`` (one reference per
+        record set aside so their composition does not depend on the target's membership)
     labels : (N,) int
     population_logits : (M, A, P, C) float, optional
     target_logits, target_population_logits : (A, N, C), (A, P, C), optional: the target's
@@ -125,6 +181,8 @@ def make_input(
     m = logits.shape[0]
     if not 0 <= target < m:
         raise ValueError(f"target {target} is not a model index of a pool of {m}")
+    in_mask = np.asarray(in_mask, dtype=bool)
+    refs_in, refs_out = reference_sets(in_mask, ~in_mask, target, reference_rng(seed, target))
     pop = None
     if population_logits is not None and population_labels is not None and population_logits.shape[2] > 0:
         pop = PopSignals(pool=population_logits, target_index=target, labels=np.asarray(population_labels),
@@ -132,12 +190,13 @@ def make_input(
     return AttackInput(
         pool=logits,
         target_index=target,
-        refs_in=np.asarray(in_mask[_others(m, target)], dtype=bool),
+        refs_in=refs_in,
         labels=np.asarray(labels),
         population=pop,
         is_image=is_image,
         seed=seed,
         target_override=target_logits,
+        refs_out=refs_out,
     )
 
 
@@ -159,8 +218,19 @@ class AttackSpec:
     images_only: bool = False
 
     def __call__(self, inp: AttackInput, params: dict | None = None) -> np.ndarray:
+        return self.run(inp, params)[0]
+
+    def run(self, inp: AttackInput, params: dict | None = None) -> tuple[np.ndarray, dict[str, float]]:
+        """Scores (N,) and the values the attack chose for this target (e.g. RMIA's tuned ``a``; often empty).
+
+        ``fn`` returns the scores, or ``(scores, chosen)`` when it tunes anything on the references.
+        """
         p = self.params.model_validate(params or {})
-        scores = np.asarray(self.fn(inp, **p.model_dump()), dtype=np.float64)
+        out = self.fn(inp, **p.model_dump())
+        chosen: dict[str, float] = {}
+        if isinstance(out, tuple):
+            out, chosen = out
+        scores = np.asarray(out, dtype=np.float64)
         if scores.shape != (inp.n_records,):
             raise RuntimeError(f"attack {self.name!r} returned shape {scores.shape}, expected ({inp.n_records},)")
         if not np.isfinite(scores).all():
@@ -169,7 +239,7 @@ class AttackSpec:
             hi = finite.max() + 1 if finite.size else 1.0
             lo = finite.min() - 1 if finite.size else -1.0
             scores = np.nan_to_num(scores, nan=lo, posinf=hi, neginf=lo)
-        return scores
+        return scores, dict(chosen)
 
 
 ATTACKS: Registry[AttackSpec] = Registry("attack")
