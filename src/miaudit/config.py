@@ -52,6 +52,10 @@ class DataConfig(BaseModel):
     data_dir: Path | None = Field(None, description="where the dataset's files are; default: its standard place")
     params: dict[str, Any] = Field(default_factory=dict, description="dataset options (see `miaudit datasets`)")
     splits: SplitSizes = Field(default_factory=SplitSizes)
+    planted: Path | None = Field(
+        None, description="file of known atypical/canary record ids (`id[,kind]` per line): enrichment and recall "
+        "tables for your own data (docs/vulnerability.md)",
+    )
 
     @model_validator(mode="after")
     def _check_params(self) -> DataConfig:
@@ -337,6 +341,7 @@ class RunConfig(BaseModel):
         d = self.model_dump(mode="json", include={"seed", "data", "model", "train", "pool"})
         if not d["train"]["recipes"]:
             del d["train"]["recipes"]  # runs without recipes keep the fingerprint they had before recipes existed
+        del d["data"]["planted"]  # ground truth for the analysis only: it trains nothing
         return fingerprint(d)
 
     def to_yaml(self) -> str:
