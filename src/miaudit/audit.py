@@ -158,6 +158,16 @@ def run_attacks(
         if any(chosen[name]):  # values the attack tuned on its references, per target (e.g. RMIA's a)
             res["chosen"] = {k: [c.get(k) for c in chosen[name]] for k in chosen[name][0]}
         run.results[name] = res
+        hidden = [k for k, ok in res["reliable"].items()
+                  if ok and float(k) > 0 and res["fpr_achieved"][k] < 0.5 * float(k)]
+        if hidden:  # a block of tied scores spans the FPR range: TPR there is the block's lower edge
+            msg = (
+                f"attack {name!r}: tied scores leave no threshold between FPR "
+                + ", ".join(f"{100 * res['fpr_achieved'][k]:.2g}% and {100 * float(k):g}%" for k in hidden)
+                + " (TPR is reported at the lower edge, never interpolated upward)"
+            )
+            run.warnings.append(msg)
+            warnings.warn(msg, UnreliableEstimateWarning, stacklevel=2)
         below = _below_chance(res)
         if below is not None:
             msg = (

@@ -79,3 +79,20 @@ def test_every_key_every_attack_writes_is_documented(rng):
         keys |= set(res) | set(res["per_target"][0]) | set(res.get("chosen", {}))
     undocumented = sorted(k for k in keys if not re.search(rf"`{re.escape(k)}`", schema))
     assert undocumented == []
+
+
+def test_a_tie_block_over_an_fpr_range_is_said_and_never_interpolated(rng):
+    """Scores with two values: 20% of non-members tie with every member. No threshold has FPR in
+    (0, 20%): TPR at 1% and 10% must be the block's lower edge (0), with a warning naming it."""
+    m, n, c = 6, 3000, 3
+    in_mask = rng.random((m, n)).argsort(0) < 3
+    y = rng.integers(0, c, n)
+    z = np.zeros((m, 1, n, c), np.float32)
+    z[:, 0, np.arange(n), y] = np.where(in_mask, 1.0, rng.choice([1.0, 0.0], size=(m, n), p=[0.2, 0.8]))
+    cfg = load_audit_config(None, ["audit.attacks=[loss]", "audit.bootstrap=0"], n_models=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = run_attacks(Signals(z, in_mask, y, None, None), cfg.audit, seed=0)
+    res = run.results["loss"]
+    assert res["tpr_at_fpr"]["0.01"] == 0.0 and res["tpr_at_fpr"]["0.1"] == 0.0
+    assert any("tied scores leave no threshold between FPR 0% and 1%" in w for w in run.warnings)
