@@ -132,6 +132,10 @@ def test_one_reference_per_record_and_too_few_models(rng):
     pz = softmax(zz[:, 0])[:, np.arange(len(yz)), yz]
     expect = naive_relative_score(p[0] / (0.75 * first_out + 0.25), pz[0] / (0.75 * pz[1] + 0.25), 2.0)
     assert np.allclose(steps(one, len(yz)), expect, atol=1e-12)
+    # 4 models: no reference can play the target with references of its own; a = 1 is used, said
+    scores, chosen = ATTACKS.get("rmia-offline").run(inp)
+    assert chosen == {"a": 1.0, "a_tuned": 0.0}
+    assert np.array_equal(scores, ATTACKS.get("rmia-offline")(inp, {"a": 1.0}))
     two = make_input(z[:2], in_mask[:2], y, 0, population_logits=zz[:2], population_labels=yz)
     with pytest.raises(NotApplicable):
         ATTACKS.get("rmia-offline")(two)  # records IN for the only reference have no OUT reference

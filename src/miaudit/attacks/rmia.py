@@ -53,6 +53,9 @@ from miaudit.attacks.base import AttackInput, NotApplicable, reference_sets, reg
 
 log = logging.getLogger(__name__)
 
+#: ``a`` when it cannot be tuned (fewer than 6 models): Pr(x) = mean_OUT, no linear correction
+UNTUNED_A = 1.0
+
 #: values of ``a`` tried when tuning offline RMIA
 A_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
@@ -217,7 +220,12 @@ def _rmia_offline_chosen(
     parts = _offline_parts(lp_t, lp_r, inp.refs_out, lpz_t, lpz_r, max_refs)
     tuned = a is None
     if a is None:
-        a = tune_offline_a(inp, gamma=gamma, max_refs=max_refs)
+        try:
+            a = tune_offline_a(inp, gamma=gamma, max_refs=max_refs)
+        except NotApplicable:
+            # too few references for a pseudo-target (a pool of 4 leaves one per side): no
+            # correction, Pr(x) = mean over OUT references; reported as a_tuned = 0
+            a, tuned = UNTUNED_A, False
     return _offline_score(parts, a, gamma), {"a": float(a), "a_tuned": float(tuned)}
 
 
