@@ -89,15 +89,14 @@ def test_target_membership_is_never_handed_to_the_attack(rng):
     inp = make_input(logits, in_mask, labels, target=2)
     assert inp.refs.shape[0] == 3 and inp.refs_in.shape == (3, 20)
     raw = in_mask[[0, 1, 3]]
-    # the reference sets: subsets of the true IN/OUT rows, one reference per record set aside,
-    # always from the side opposite the target's, so each side holds c−1 IN and M−1−c OUT
+    # the reference sets: subsets of the true IN/OUT rows with M/2 − 1 per side; the one
+    # reference set aside per record is always from the larger side, the one opposite the target's
     assert not (inp.refs_in & ~raw).any() and not (inp.refs_out & raw).any()
     assert not (inp.refs_in & inp.refs_out).any()
     aside = ~(inp.refs_in | inp.refs_out)
     assert (aside.sum(0) == 1).all()
     assert np.array_equal(raw[aside.argmax(0), np.arange(20)], ~in_mask[2])
-    c = in_mask.sum(0)
-    assert (inp.refs_in.sum(0) == c - 1).all() and (inp.refs_out.sum(0) == 4 - 1 - c).all()
+    assert (inp.refs_in.sum(0) == 1).all() and (inp.refs_out.sum(0) == 1).all()
 
 
 def test_per_record_variance_needs_two_references_per_side(rng):

@@ -101,7 +101,7 @@ def test_tuned_a_is_the_auc_argmax_with_the_first_reference_as_target(rng):
     # brute force: model 1 (the first reference) plays the target against models 2..7, whose
     # reference sets come from the same membership-blind rule (seeded as tune_offline_a seeds it)
     rng_t = np.random.default_rng(np.random.SeedSequence([0, 0xA_7E, 0]))
-    rest_in, rest_out = reference_sets(inp.refs_in, inp.refs_out, 0, rng_t)
+    rest_in, rest_out = reference_sets(inp.refs_in[1:], inp.refs_out[1:], rng_t)
     sub = AttackInput(pool=z[1:], target_index=0, refs_in=rest_in, refs_out=rest_out, labels=y,
                       population=PopSignals(pool=zz[1:], target_index=0, labels=yz))
     usable = (inp.refs_in[0] | inp.refs_out[0]) & (rest_out.sum(0) >= 1)

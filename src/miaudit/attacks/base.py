@@ -29,42 +29,39 @@ def _others(n_models: int, target: int) -> np.ndarray:
 
 
 def reference_sets(
-    ins: np.ndarray, outs: np.ndarray, target: int, rng: np.random.Generator
+    refs_in: np.ndarray, refs_out: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The references' IN and OUT sets of every record, with a composition blind to the target's membership.
+    """The references' IN and OUT sets of every record, equal in size: blind to the target's membership.
 
     The one place every attack's reference sets come from (``make_input``; RMIA's pseudo-target).
-    With a record IN for c models of M, the references hold c−1 IN and M−c OUT models when the
-    target holds the record, and c IN and M−1−c OUT when it does not: the *counts* would tell the
-    target's membership (on a null pool, per-record LiRA scored AUC 0.374 instead of 0.5). So one
-    reference drawn uniformly at random from the side *opposite* the target's is set aside for
-    that record: both cases leave c−1 IN and M−1−c OUT, and for an exchangeable design (the
-    pool's per-record random permutation, or independent Bernoulli(½) inclusion) the pair
-    (IN set, OUT set) is then a uniformly random disjoint pair of those sizes whichever the
-    target's membership, so even references that differ in calibration cannot leak it.
+    In the balanced pool (every record IN for M/2 of M models) the references hold M/2 − 1 IN
+    and M/2 OUT models when the target holds the record, and the reverse when it does not: the
+    *counts* would tell the target's membership (on a null pool, per-record LiRA scored AUC
+    0.30 instead of 0.5). So each record keeps k = min(#IN, #OUT) references per side, the
+    larger side cut to a uniformly random k of its models. Only the references' rows are read,
+    never the target's. With the balanced design this leaves M/2 − 1 per side, and the pair
+    (IN set, OUT set) is a uniformly random disjoint pair of that size whichever the target's
+    membership (the design is a random permutation per record), so even references that differ
+    in calibration cannot leak it. With independent inclusion (Bernoulli(½) per model and
+    record) the references' counts are independent of the target's membership already.
 
     Parameters
     ----------
-    ins, outs : (M, N) bool, disjoint: model m holds record n (``ins``) or provably not (``outs``);
-        a model in neither is not a reference for that record
-    target : row of the model playing the target (its own row is dropped from the result)
-    rng : the draw of the reference set aside per record (seeded by the caller)
+    refs_in, refs_out : (R, N) bool, disjoint: reference r holds record n, or provably not; a
+        reference in neither is not used for that record
+    rng : the draw of the references kept on the larger side (seeded by the caller)
 
     Returns
     -------
-    refs_in, refs_out : (M − 1, N) bool, rows in model order without ``target``
+    refs_in, refs_out : (R, N) bool, subsets of the inputs with equal counts per record
     """
-    ins, outs = np.asarray(ins, dtype=bool), np.asarray(outs, dtype=bool)
-    others = _others(ins.shape[0], target)
-    r_in, r_out = ins[others].copy(), outs[others].copy()
-    # the side opposite the target's, per record: OUT refs if the target holds it, IN refs if not
-    opposite = np.where(ins[target][None, :], r_out, np.where(outs[target][None, :], r_in, False))
-    keys = np.where(opposite, rng.random(opposite.shape), np.inf)  # (R, N)
-    has = opposite.any(axis=0)
-    drop = keys.argmin(axis=0)[has]
-    cols = np.flatnonzero(has)
-    r_in[drop, cols] = False
-    r_out[drop, cols] = False
+    r_in, r_out = np.array(refs_in, dtype=bool), np.array(refs_out, dtype=bool)
+    k = np.minimum(r_in.sum(axis=0), r_out.sum(axis=0))  # (N,)
+    keys = rng.random(r_in.shape)  # (R, N): a random order of the references per record
+    for side in (r_in, r_out):
+        # rank of each member of the side in the random order; keep the first k per record
+        rank = np.where(side, keys, np.inf).argsort(axis=0).argsort(axis=0)
+        side &= rank < k[None, :]
     return r_in, r_out
 
 
@@ -171,8 +168,8 @@ def make_input(
     ----------
     logits : (M, A, N, C) float (may be memory-mapped; nothing is copied here). Pass the same
         array object for every target: per-model statistics are memoised by its identity.
-    in_mask : (M, N) bool; the references' sets come from ``reference_sets`` (one reference per
-        record set aside so their composition does not depend on the target's membership)
+    in_mask : (M, N) bool; the references' sets come from ``reference_sets`` (equal IN and OUT
+        counts per record, so their composition does not depend on the target's membership)
     labels : (N,) int
     population_logits : (M, A, P, C) float, optional
     target_logits, target_population_logits : (A, N, C), (A, P, C), optional: the target's
@@ -181,8 +178,8 @@ def make_input(
     m = logits.shape[0]
     if not 0 <= target < m:
         raise ValueError(f"target {target} is not a model index of a pool of {m}")
-    in_mask = np.asarray(in_mask, dtype=bool)
-    refs_in, refs_out = reference_sets(in_mask, ~in_mask, target, reference_rng(seed, target))
+    raw = np.asarray(in_mask, dtype=bool)[_others(m, target)]  # the references' rows only
+    refs_in, refs_out = reference_sets(raw, ~raw, reference_rng(seed, target))
     pop = None
     if population_logits is not None and population_labels is not None and population_logits.shape[2] > 0:
         pop = PopSignals(pool=population_logits, target_index=target, labels=np.asarray(population_labels),

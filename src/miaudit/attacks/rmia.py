@@ -190,7 +190,7 @@ def tune_offline_a(inp: AttackInput, *, gamma: float, max_refs: int | None = Non
     _, lp_r, _, lpz_r = _log_probs(inp)
     # the pseudo-target's references: the same membership-blind rule as the real target's
     rng = np.random.default_rng(np.random.SeedSequence([inp.seed, 0xA_7E, inp.target_index]))
-    _, rest_out = reference_sets(inp.refs_in, inp.refs_out, 0, rng)
+    _, rest_out = reference_sets(inp.refs_in[1:], inp.refs_out[1:], rng)
     labelled = inp.refs_in[0] | inp.refs_out[0]
     usable = labelled & (select_refs(rest_out, max_refs).sum(axis=0) >= 1)
     member = inp.refs_in[0][usable]
