@@ -61,7 +61,7 @@ def test_lira_fixed_variance_uses_pooled_residual_sd(rng):
     on = ATTACKS.get("lira-online-fixed")(inp)
     off = ATTACKS.get("lira-offline-fixed")(inp)
     assert on[j] == pytest.approx(norm.logpdf(phi[0, j], mu_in, sd_in) - norm.logpdf(phi[0, j], mu_out, sd_out))
-    assert off[j] == pytest.approx(norm.logcdf((phi[0, j] - mu_out) / sd_out))
+    assert off[j] == pytest.approx(norm.logcdf((phi[0, j] - mu_out) / sd_out) - norm.logsf((phi[0, j] - mu_out) / sd_out))
 
 
 def test_lira_ranks_members_above_nonmembers(rng):
@@ -103,3 +103,13 @@ def test_per_record_variance_needs_two_references_per_side(rng):
     logits, in_mask, labels, _ = build_pool(rng, n=20, m=4)
     with pytest.raises(NotApplicable, match="fixed-variance"):
         ATTACKS.get("lira-online")(make_input(logits, in_mask, labels, target=0))
+
+
+def test_offline_score_has_no_ties_where_the_cdf_rounds_to_one(rng):
+    """Records far above their OUT Gaussian (x = 40, 60, 80 σ) keep their order: log Pr[Z ≤ φ]
+    rounds to 0 there and would tie them all at the low-FPR end."""
+    logits, in_mask, labels, phi = build_pool(rng, n=50, m=8, sd=0.01)
+    far = logits.copy()
+    far[0, 0, :3, 0] += np.array([0.4, 0.6, 0.8])  # 40, 60, 80 pooled σ above the OUT mean
+    s = ATTACKS.get("lira-offline-fixed")(make_input(far, in_mask, labels, target=0))
+    assert len(np.unique(s[:3])) == 3

@@ -5,7 +5,9 @@ Per record, Gaussians are fitted to the scaled logit φ over the reference model
 record is IN (μ_in, σ_in) and OUT (μ_out, σ_out), separately for each augmented query.
 
 - online: score = log N(φ_t; μ_in, σ_in²) − log N(φ_t; μ_out, σ_out²)
-- offline: score = log Pr[Z ≤ φ_t], Z ~ N(μ_out, σ_out²): one-sided, large φ_t = member
+- offline: score = log Pr[Z ≤ φ_t] − log Pr[Z > φ_t], Z ~ N(μ_out, σ_out²): one-sided, large
+  φ_t = member (the log-odds of the paper's Pr[Z ≤ φ_t]: the same order, and no ties where
+  that probability rounds to 1)
 
 With several queries the per-query scores are averaged (paper §IV-C). The IN and OUT
 references of a record are ``AttackInput.refs_in`` / ``refs_out`` (``attacks.base.reference_sets``:
@@ -87,7 +89,11 @@ def lira_online(inp: AttackInput, *, fixed_variance: bool = False, max_refs: int
 def lira_offline(inp: AttackInput, *, fixed_variance: bool = False, max_refs: int | None = None) -> np.ndarray:
     phi_t, phi_r = split_stat(inp, "phi")  # (A, N), (R, A, N)
     mu_out, sd_out = gaussian_fit(phi_r, select_refs(inp.refs_out, max_refs), fixed_variance=fixed_variance, min_count=1)
-    score = norm.logcdf((phi_t - mu_out) / sd_out)  # (A, N)
+    x = (phi_t - mu_out) / sd_out  # (A, N)
+    # log-odds of Pr[Z ≤ φ_t]: the same order as log Pr[Z ≤ φ_t], but resolved where that
+    # rounds to 0 (x beyond ~38, common with a per-record σ from 2 references), which tied
+    # the most exposed records and hid an FPR range
+    score = norm.logcdf(x) - norm.logsf(x)
     return score.mean(axis=0)
 
 
