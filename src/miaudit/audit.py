@@ -19,7 +19,7 @@ import numpy as np
 
 from miaudit.attacks import ATTACKS, AttackInput, NotApplicable, make_input
 from miaudit.config import AuditConfig, RunConfig
-from miaudit.errors import ConfigError, FewReferencesWarning, RunDirError, SkippedAttackWarning, UnreliableEstimateWarning
+from miaudit.errors import BelowChanceWarning, ConfigError, FewReferencesWarning, RunDirError, SkippedAttackWarning, UnreliableEstimateWarning
 from miaudit.io import save_npy, sha256_file, write_json, write_text
 from miaudit.metrics import attack_metrics, average_metrics, bootstrap_ci, bootstrap_seed
 from miaudit.progress import NullProgress, Progress
@@ -121,6 +121,7 @@ def run_attacks(
             run.skipped[name] = "needs an image dataset"
     pending = [name for name in names if name not in run.skipped]
     scores = {name: np.empty((len(targets), signals.logits.shape[2])) for name in pending}
+    chosen: dict[str, list[dict[str, float]]] = {name: [] for name in pending}  # values tuned per target
     # targets outside, attacks inside: every attack on a target reads the same AttackInput
     with progress.bar("attacks", len(targets) * max(len(pending), 1)) as advance:
         for i, inp in _target_inputs(signals, targets, seed):
@@ -130,7 +131,8 @@ def run_attacks(
                     continue
                 start = time.perf_counter()
                 try:
-                    scores[name][i] = specs[name](inp, cfg.attack_params.get(name))
+                    scores[name][i], picked = specs[name].run(inp, cfg.attack_params.get(name))
+                    chosen[name].append(picked)
                 except NotApplicable as exc:
                     run.skipped[name] = str(exc)
                 run.seconds[name] += time.perf_counter() - start
@@ -153,7 +155,28 @@ def run_attacks(
                 list(scores[name]), members, cfg.fprs, n_boot=cfg.bootstrap, seed=bootstrap_seed(seed, name)
             )
         res["knowledge"] = specs[name].knowledge
+        if any(chosen[name]):  # values the attack tuned on its references, per target (e.g. RMIA's a)
+            res["chosen"] = {k: [c.get(k) for c in chosen[name]] for k in chosen[name][0]}
         run.results[name] = res
+        hidden = [k for k, ok in res["reliable"].items()
+                  if ok and float(k) > 0 and res["fpr_achieved"][k] < 0.5 * float(k)]
+        if hidden:  # a block of tied scores spans the FPR range: TPR there is the block's lower edge
+            msg = (
+                f"attack {name!r}: tied scores leave no threshold between FPR "
+                + ", ".join(f"{100 * res['fpr_achieved'][k]:.2g}% and {100 * float(k):g}%" for k in hidden)
+                + " (TPR is reported at the lower edge, never interpolated upward)"
+            )
+            run.warnings.append(msg)
+            warnings.warn(msg, UnreliableEstimateWarning, stacklevel=2)
+        below = _below_chance(res)
+        if below is not None:
+            msg = (
+                f"attack {name!r} scores below chance (AUC {below}): its interval lies wholly under 0.5, "
+                "which signals a broken setup (queries, references or labels that do not match the models), "
+                "not a private model"
+            )
+            run.warnings.append(msg)
+            warnings.warn(msg, BelowChanceWarning, stacklevel=2)
         run.scores[name] = scores[name]
         run.roc[name] = [(m.roc_fpr, m.roc_tpr) for m in per_target]
         unreliable |= {k for k, ok in res["reliable"].items() if not ok}
@@ -179,6 +202,19 @@ def run_attacks(
         run.warnings.append(msg)
         warnings.warn(msg, UnreliableEstimateWarning, stacklevel=2)
     return run
+
+
+def _below_chance(res: dict) -> str | None:
+    """The AUC interval as text when it lies wholly below 0.5 (bootstrap CI, else the per-target range), else None."""
+    ci = (res.get("ci95") or {}).get("auc")
+    if ci is not None:
+        lo, hi = ci
+    else:
+        aucs = [t["auc"] for t in res.get("per_target", [])]
+        if len(aucs) < 2:
+            return None
+        lo, hi = min(aucs), max(aucs)
+    return f"{res['auc']:.3f}, interval {lo:.3f}–{hi:.3f}" if hi < 0.5 else None
 
 
 # --- auditing signals of models trained elsewhere ---------------------------------------------
@@ -280,6 +316,7 @@ def audit_signals(
         source_path = Path(signals)
         signals = load_signals_file(source_path)
     config = config or load_audit_config(None, [], n_models=signals.n_models)
+    signals = _with_queries(signals, config.audit.queries)
     source = {"signals": str(source_path), "sha256": sha256_file(source_path)} if source_path is not None else {}
     fingerprint = "signals:" + (source.get("sha256") or _array_fingerprint(signals))
     if out is None:
@@ -318,6 +355,23 @@ def audit_signals(
 
         try_write_report(root)  # report.html / report.md (a view of the files above; never required)
     return results
+
+
+def _with_queries(signals: Signals, queries: int | None) -> Signals:
+    """``signals`` restricted to the first ``queries`` queries (``audit.queries``; None = all in the file).
+
+    Raises ConfigError when the file holds fewer queries than asked: they cannot be made up.
+    """
+    from dataclasses import replace
+
+    a = signals.logits.shape[1]
+    if queries is None or queries == a:
+        return signals
+    if queries > a:
+        raise ConfigError(f"audit.queries={queries}: the signals hold {a} quer{'y' if a == 1 else 'ies'} per record")
+    pop = signals.population_logits
+    return replace(signals, logits=signals.logits[:, :queries],
+                   population_logits=None if pop is None else pop[:, :queries])
 
 
 def _array_fingerprint(signals: Signals) -> str:

@@ -52,6 +52,10 @@ class DataConfig(BaseModel):
     data_dir: Path | None = Field(None, description="where the dataset's files are; default: its standard place")
     params: dict[str, Any] = Field(default_factory=dict, description="dataset options (see `miaudit datasets`)")
     splits: SplitSizes = Field(default_factory=SplitSizes)
+    planted: Path | None = Field(
+        None, description="file of known atypical/canary record ids (`id[,kind]` per line): enrichment and recall "
+        "tables for your own data (docs/vulnerability.md)",
+    )
 
     @model_validator(mode="after")
     def _check_params(self) -> DataConfig:
@@ -166,7 +170,11 @@ class AuditConfig(BaseModel):
         None, description="models that play the target: all (null), the first k (int), or a list of indices"
     )
     fprs: tuple[float, ...] = Field(DEFAULT_FPRS, description="FPRs at which TPR is reported")
-    queries: int = Field(2, ge=1, description="augmented queries per record for image datasets (1 = none)")
+    queries: int | None = Field(
+        None, ge=1,
+        description="queries per image (identity, flip, shifts; 1 = plain only). null = the training recipe's "
+        "augmentation: 2 (identity, flip) with a flipping augmentation recipe, else 1",
+    )
     # 200 percentile resamples settle a 95% interval to about ±0.5 points; 0 turns CIs off
     bootstrap: int = Field(200, ge=0, description="bootstrap resamples for 95% CIs of AUC and TPR@FPR (0 = none)")
     priors: tuple[float, ...] = Field(
@@ -333,6 +341,7 @@ class RunConfig(BaseModel):
         d = self.model_dump(mode="json", include={"seed", "data", "model", "train", "pool"})
         if not d["train"]["recipes"]:
             del d["train"]["recipes"]  # runs without recipes keep the fingerprint they had before recipes existed
+        del d["data"]["planted"]  # ground truth for the analysis only: it trains nothing
         return fingerprint(d)
 
     def to_yaml(self) -> str:

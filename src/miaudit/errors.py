@@ -44,5 +44,9 @@ class SkippedAttackWarning(UserWarning):
     """An attack that the pool or dataset cannot support was skipped."""
 
 
+class BelowChanceWarning(UserWarning):
+    """An attack's AUC interval lies wholly below 0.5: a broken setup (e.g. queries the models never trained on)."""
+
+
 class FewReferencesWarning(UserWarning):
     """An attack variant that needs many reference models ran with few (its figures understate the leak)."""

@@ -115,6 +115,12 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
 
     with timer("attacks", progress):
         attack_run = run_attacks(signals, config.audit, seed=config.seed, scores_dir=rd.scores, progress=progress)
+        from miaudit.signals import queries_mismatch
+
+        mismatch = queries_mismatch(config, dataset.kind == "image")
+        if mismatch:  # queries the models never trained on (issue 14): said in results, summary and report
+            attack_run.warnings.insert(0, mismatch)
+            progress.info(mismatch)
     failpoints.hit("after-attacks")
 
     vulnerability = None

@@ -52,8 +52,48 @@ class Signals:
         return self.logits.shape[0]
 
 
+#: recipes whose image augmentation flips inputs at training time (``hflip`` parameter)
+FLIPPING_RECIPES = ("augmentation", "targeted-augmentation")
+
+
+def trained_flips(config: RunConfig) -> bool:
+    """Whether the pool trained with random horizontal flips (an augmentation recipe with ``hflip``)."""
+    return any(r.name in FLIPPING_RECIPES and dict(r.params or {}).get("hflip", False) for r in config.train.recipes)
+
+
 def n_queries(config: RunConfig, is_image: bool) -> int:
-    return config.audit.queries if is_image else 1
+    """Queries per record: ``audit.queries``, or by default the augmentations the models trained with.
+
+    Queries must be inputs the models saw in training: a flipped query of a model trained
+    without flips is an unseen input, and LiRA on it scores below chance (measured on
+    Fashion-MNIST: online-fixed AUC 0.573 on the plain query, 0.492 on the flip alone). So
+    null gives 2 (identity, flip) with a flipping augmentation recipe and 1 otherwise;
+    ``queries_mismatch`` says when an explicit value asks for augmentations not trained with.
+    """
+    if not is_image:
+        return 1
+    if config.audit.queries is not None:
+        return config.audit.queries
+    return 2 if trained_flips(config) else 1
+
+
+def queries_mismatch(config: RunConfig, is_image: bool) -> str | None:
+    """A warning when explicit ``audit.queries`` include flips or shifts the training recipe never applied."""
+    q = config.audit.queries
+    if not is_image or q is None or q < 2:
+        return None
+    offsets = query_offsets(q)
+    flips = any(f for f, _, _ in offsets)
+    pad = max((int(dict(r.params or {}).get("padding", 0)) for r in config.train.recipes if r.name in FLIPPING_RECIPES),
+              default=0)
+    shift = max(max(abs(dy), abs(dx)) for _, dy, dx in offsets)
+    if (flips and not trained_flips(config)) or shift > pad:
+        return (
+            f"audit.queries={q} queries flipped/shifted images but the models trained without that augmentation "
+            f"(train.recipes); such queries are unseen inputs and bias LiRA/RMIA (AUC can fall below 0.5): "
+            f"leave audit.queries unset to match the training recipe"
+        )
+    return None
 
 
 def signals_fingerprint(config: RunConfig, is_image: bool) -> str:

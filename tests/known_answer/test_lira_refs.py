@@ -17,10 +17,10 @@ def test_lira_offline_fixed_with_one_reference_uses_the_first_out_reference(rng)
     y = np.zeros(n, int)
     inp = make_input(logits, in_mask, y, 0)
     got = ATTACKS.get("lira-offline-fixed")(inp, {"max_refs": 1})
-    refs, refs_in = phi[1:], in_mask[1:]
-    first = np.array([refs[~refs_in[:, j], j][0] for j in range(n)])
+    refs = phi[1:]
+    first = np.array([refs[inp.refs_out[:, j], j][0] for j in range(n)])  # the first of the record's OUT set
     sigma = first.std()  # one value per record leaves no residual: the spread of the values
-    assert np.allclose(got, norm.logcdf((phi[0] - first) / sigma))
+    assert np.allclose(got, norm.logcdf((phi[0] - first) / sigma) - norm.logsf((phi[0] - first) / sigma))
     with pytest.raises(NotApplicable):
         ATTACKS.get("lira-offline")(inp, {"max_refs": 1})  # per-record σ needs two references
     two = ATTACKS.get("lira-online")(inp, {"max_refs": 2})

@@ -60,20 +60,20 @@ def test_modified_entropy_stays_finite_and_resolved_at_large_margins():
 
 def test_calibrated_loss_subtracts_mean_out_reference_loss():
     rng = np.random.default_rng(2)
-    m, n, c = 5, 30, 4
+    m, n, c = 6, 30, 4
     z = rng.normal(size=(m, 1, n, c))
     y = rng.integers(0, c, n)
-    in_mask = rng.random((m, n)) < 0.5
-    in_mask[1:, 0] = [True, False, True, False]  # record 0: OUT for references 2 and 4
-    in_mask[1:][:, (~in_mask[1:]).sum(0) == 0] = False  # every record needs an OUT reference
+    in_mask = rng.random((m, n)).argsort(0) < 3  # every record IN for 3 of 6 models
     inp = make_input(z, in_mask, y, target=0)
     p = softmax(z[:, 0])
     loss = -np.log(p[:, np.arange(n), y])  # (M, N)
-    refs, refs_in = loss[1:], in_mask[1:]
-    expect = -(loss[0] - np.array([refs[~refs_in[:, j], j].mean() for j in range(n)]))
+    refs, refs_out = loss[1:], inp.refs_out
+    assert (refs_out.sum(0) == 2).all()  # M − 1 − 3 OUT references, whatever the target's membership
+    assert not (refs_out & in_mask[1:]).any()
+    expect = -(loss[0] - np.array([refs[refs_out[:, j], j].mean() for j in range(n)]))
     assert np.allclose(ATTACKS.get("calibrated-loss")(inp), expect, rtol=1e-10)
     # max_refs keeps the first OUT reference only
-    first = -(loss[0, 0] - refs[~refs_in[:, 0], 0][0])
+    first = -(loss[0, 0] - refs[refs_out[:, 0], 0][0])
     assert ATTACKS.get("calibrated-loss")(inp, {"max_refs": 1})[0] == pytest.approx(first)
 
 

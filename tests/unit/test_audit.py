@@ -12,10 +12,10 @@ from miaudit.signals import Signals
 
 @pytest.fixture
 def signals(rng):
-    m, n, c, p = 4, 300, 3, 100
+    m, n, c, p = 6, 300, 3, 100
     in_mask = np.zeros((m, n), bool)
     for j in range(n):
-        in_mask[rng.permutation(m)[:2], j] = True
+        in_mask[rng.permutation(m)[:3], j] = True
     y = rng.integers(0, c, n)
     z = rng.normal(size=(m, 1, n, c)).astype(np.float32)
     z[:, 0, np.arange(n), y] += 2.0 * in_mask
@@ -25,21 +25,24 @@ def signals(rng):
 
 
 def test_results_layout_and_saved_scores(signals, tmp_path):
-    cfg = load_audit_config(None, ["audit.attacks=[loss,rmia-offline]", "audit.bootstrap=20"], n_models=4)
+    cfg = load_audit_config(None, ["audit.attacks=[loss,rmia-offline]", "audit.bootstrap=20"], n_models=6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run = run_attacks(signals, cfg.audit, seed=0, scores_dir=tmp_path)
     r = run.results["rmia-offline"]
     assert set(r) >= {"auc", "advantage", "tpr_at_fpr", "fpr_achieved", "reliable", "ppv", "ci95", "knowledge", "per_target"}
     assert set(r["tpr_at_fpr"]) == {"0.0", "0.0001", "0.001", "0.01", "0.1"} == set(r["ci95"]["tpr_at_fpr"])
-    assert r["knowledge"] == "offline" and len(r["per_target"]) == 4
+    assert r["knowledge"] == "offline" and len(r["per_target"]) == 6
+    # RMIA's a, tuned per target with a reference playing the target, is reported on the grid
+    assert len(r["chosen"]["a"]) == 6 and all(a in [round(0.1 * i, 1) for i in range(11)] for a in r["chosen"]["a"])
+    assert r["chosen"]["a_tuned"] == [1.0] * 6 and "chosen" not in run.results["loss"]
     assert r["reliable"]["0.1"] is True and r["reliable"]["0.01"] is False  # ~150 non-members: ≥ 10/0.1, < 10/0.01
-    assert np.load(tmp_path / "loss.npy").shape == (4, 300)
+    assert np.load(tmp_path / "loss.npy").shape == (6, 300)
     assert any("10/FPR" in w for w in run.warnings)
 
 
 def test_bootstrap_zero_turns_intervals_off(signals):
-    cfg = load_audit_config(None, ["audit.attacks=[loss]", "audit.bootstrap=0"], n_models=4)
+    cfg = load_audit_config(None, ["audit.attacks=[loss]", "audit.bootstrap=0"], n_models=6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert "ci95" not in run_attacks(signals, cfg.audit, seed=0).results["loss"]

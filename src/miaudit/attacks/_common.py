@@ -206,13 +206,13 @@ def log_one_minus_softmax(logits: np.ndarray) -> np.ndarray:
     return by_records(block, logits)
 
 
-def out_mean(values: np.ndarray, refs_in: np.ndarray, *, max_refs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-record mean of ``values`` over the references where the record is OUT.
+def out_mean(values: np.ndarray, refs_out: np.ndarray, *, max_refs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-record mean of ``values`` over the references used as OUT for the record.
 
     Parameters
     ----------
     values : (R, ..., N) float64
-    refs_in : (R, N) bool
+    refs_out : (R, N) bool (``AttackInput.refs_out``)
     max_refs : use only the first ``max_refs`` OUT references of each record (reference order); None = all
 
     Returns
@@ -220,7 +220,7 @@ def out_mean(values: np.ndarray, refs_in: np.ndarray, *, max_refs: int | None = 
     mean : (..., N) float64 (NaN where a record has no OUT reference)
     count : (N,) int, OUT references used per record
     """
-    use = select_refs(~np.asarray(refs_in, dtype=bool), max_refs)
+    use = select_refs(refs_out, max_refs)
     w = use.reshape(use.shape[:1] + (1,) * (values.ndim - 2) + use.shape[1:]).astype(np.float64)
     count = use.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):

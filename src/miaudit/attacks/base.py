@@ -28,6 +28,48 @@ def _others(n_models: int, target: int) -> np.ndarray:
     return np.array([i for i in range(n_models) if i != target], dtype=np.int64)
 
 
+def reference_sets(
+    refs_in: np.ndarray, refs_out: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The references' IN and OUT sets of every record, equal in size: blind to the target's membership.
+
+    The one place every attack's reference sets come from (``make_input``; RMIA's pseudo-target).
+    In the balanced pool (every record IN for M/2 of M models) the references hold M/2 − 1 IN
+    and M/2 OUT models when the target holds the record, and the reverse when it does not: the
+    *counts* would tell the target's membership (on a null pool, per-record LiRA scored AUC
+    0.30 instead of 0.5). So each record keeps k = min(#IN, #OUT) references per side, the
+    larger side cut to a uniformly random k of its models. Only the references' rows are read,
+    never the target's. With the balanced design this leaves M/2 − 1 per side, and the pair
+    (IN set, OUT set) is a uniformly random disjoint pair of that size whichever the target's
+    membership (the design is a random permutation per record), so even references that differ
+    in calibration cannot leak it. With independent inclusion (Bernoulli(½) per model and
+    record) the references' counts are independent of the target's membership already.
+
+    Parameters
+    ----------
+    refs_in, refs_out : (R, N) bool, disjoint: reference r holds record n, or provably not; a
+        reference in neither is not used for that record
+    rng : the draw of the references kept on the larger side (seeded by the caller)
+
+    Returns
+    -------
+    refs_in, refs_out : (R, N) bool, subsets of the inputs with equal counts per record
+    """
+    r_in, r_out = np.array(refs_in, dtype=bool), np.array(refs_out, dtype=bool)
+    k = np.minimum(r_in.sum(axis=0), r_out.sum(axis=0))  # (N,)
+    keys = rng.random(r_in.shape)  # (R, N): a random order of the references per record
+    for side in (r_in, r_out):
+        # rank of each member of the side in the random order; keep the first k per record
+        rank = np.where(side, keys, np.inf).argsort(axis=0).argsort(axis=0)
+        side &= rank < k[None, :]
+    return r_in, r_out
+
+
+def reference_rng(seed: int, target: int) -> np.random.Generator:
+    """The seeded stream of ``reference_sets`` for one target (same run seed ⇒ same reference sets)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, 0x2EF5, target]))
+
+
 class _TargetView:
     """One target's view of a pool: its row, the other rows (its references), and their indices.
 
@@ -71,7 +113,10 @@ class AttackInput(_TargetView):
     """Everything an attack may use for one target model.
 
     ``pool`` holds every model's logits; the attack sees the target's row (``target``) and the
-    others' (``refs``), plus the references' membership ``refs_in`` — never the target's.
+    others' (``refs``), plus the references' membership per record as two disjoint masks
+    ``refs_in`` / ``refs_out`` chosen by ``reference_sets`` — never the target's membership, and
+    never reference sets whose sizes or composition depend on it. A reference in neither mask
+    for a record must not be used for that record.
     Attacks that need a per-model statistic of every model (φ, log p_y, ...) compute it once
     per pool through ``attacks._common.split_stat`` and index it, instead of recomputing the
     references' statistic for every target.
@@ -79,7 +124,7 @@ class AttackInput(_TargetView):
 
     pool: np.ndarray  # (M, A, N, C) logits of every model; A = 1 without augmented queries
     target_index: int
-    refs_in: np.ndarray  # (R, N) bool: the references' membership only
+    refs_in: np.ndarray  # (R, N) bool: references used as IN for each record (``reference_sets``)
     labels: np.ndarray  # (N,) int
     population: PopSignals | None = None
     is_image: bool = False
@@ -87,6 +132,13 @@ class AttackInput(_TargetView):
     #: the target's outputs when they differ from ``pool[target_index]``: a defended target
     #: queried by an attacker whose references are undefended (``defences.evaluate``)
     target_override: np.ndarray | None = None  # (A, N, C)
+    #: (R, N) bool: references used as OUT for each record; disjoint from ``refs_in``. None
+    #: (only when built by hand) = every reference not in ``refs_in``
+    refs_out: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.refs_out is None:
+            object.__setattr__(self, "refs_out", ~np.asarray(self.refs_in, dtype=bool))
 
     @property
     def n_records(self) -> int:
@@ -116,7 +168,8 @@ def make_input(
     ----------
     logits : (M, A, N, C) float (may be memory-mapped; nothing is copied here). Pass the same
         array object for every target: per-model statistics are memoised by its identity.
-    in_mask : (M, N) bool
+    in_mask : (M, N) bool; the references' sets come from ``reference_sets`` (equal IN and OUT
+        counts per record, so their composition does not depend on the target's membership)
     labels : (N,) int
     population_logits : (M, A, P, C) float, optional
     target_logits, target_population_logits : (A, N, C), (A, P, C), optional: the target's
@@ -125,6 +178,8 @@ def make_input(
     m = logits.shape[0]
     if not 0 <= target < m:
         raise ValueError(f"target {target} is not a model index of a pool of {m}")
+    raw = np.asarray(in_mask, dtype=bool)[_others(m, target)]  # the references' rows only
+    refs_in, refs_out = reference_sets(raw, ~raw, reference_rng(seed, target))
     pop = None
     if population_logits is not None and population_labels is not None and population_logits.shape[2] > 0:
         pop = PopSignals(pool=population_logits, target_index=target, labels=np.asarray(population_labels),
@@ -132,12 +187,13 @@ def make_input(
     return AttackInput(
         pool=logits,
         target_index=target,
-        refs_in=np.asarray(in_mask[_others(m, target)], dtype=bool),
+        refs_in=refs_in,
         labels=np.asarray(labels),
         population=pop,
         is_image=is_image,
         seed=seed,
         target_override=target_logits,
+        refs_out=refs_out,
     )
 
 
@@ -159,8 +215,19 @@ class AttackSpec:
     images_only: bool = False
 
     def __call__(self, inp: AttackInput, params: dict | None = None) -> np.ndarray:
+        return self.run(inp, params)[0]
+
+    def run(self, inp: AttackInput, params: dict | None = None) -> tuple[np.ndarray, dict[str, float]]:
+        """Scores (N,) and the values the attack chose for this target (e.g. RMIA's tuned ``a``; often empty).
+
+        ``fn`` returns the scores, or ``(scores, chosen)`` when it tunes anything on the references.
+        """
         p = self.params.model_validate(params or {})
-        scores = np.asarray(self.fn(inp, **p.model_dump()), dtype=np.float64)
+        out = self.fn(inp, **p.model_dump())
+        chosen: dict[str, float] = {}
+        if isinstance(out, tuple):
+            out, chosen = out
+        scores = np.asarray(out, dtype=np.float64)
         if scores.shape != (inp.n_records,):
             raise RuntimeError(f"attack {self.name!r} returned shape {scores.shape}, expected ({inp.n_records},)")
         if not np.isfinite(scores).all():
@@ -169,7 +236,7 @@ class AttackSpec:
             hi = finite.max() + 1 if finite.size else 1.0
             lo = finite.min() - 1 if finite.size else -1.0
             scores = np.nan_to_num(scores, nan=lo, posinf=hi, neginf=lo)
-        return scores
+        return scores, dict(chosen)
 
 
 ATTACKS: Registry[AttackSpec] = Registry("attack")

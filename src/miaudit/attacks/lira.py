@@ -5,10 +5,14 @@ Per record, Gaussians are fitted to the scaled logit φ over the reference model
 record is IN (μ_in, σ_in) and OUT (μ_out, σ_out), separately for each augmented query.
 
 - online: score = log N(φ_t; μ_in, σ_in²) − log N(φ_t; μ_out, σ_out²)
-- offline: score = log Pr[Z ≤ φ_t], Z ~ N(μ_out, σ_out²): one-sided, large φ_t = member
+- offline: score = log Pr[Z ≤ φ_t] − log Pr[Z > φ_t], Z ~ N(μ_out, σ_out²): one-sided, large
+  φ_t = member (the log-odds of the paper's Pr[Z ≤ φ_t]: the same order, and no ties where
+  that probability rounds to 1)
 
-With several queries the per-query scores are averaged (paper §IV-C). ``max_refs`` keeps only
-the first k references per record on each side (reference order), to study small budgets
+With several queries the per-query scores are averaged (paper §IV-C). The IN and OUT
+references of a record are ``AttackInput.refs_in`` / ``refs_out`` (``attacks.base.reference_sets``:
+with the balanced pool, M/2 − 1 per side whatever the target's membership). ``max_refs`` keeps only
+the first k of those per record on each side (reference order), to study small budgets
 ("LiRA offline with one reference" is ``lira-offline-fixed`` with ``max_refs: 1``). Choices made here:
 means are arithmetic means (the reference code uses the median); per-record σ is the
 unbiased standard deviation with a floor of ``SIGMA_FLOOR``; the fixed-variance σ is the
@@ -75,7 +79,7 @@ def gaussian_fit(phi: np.ndarray, mask: np.ndarray, *, fixed_variance: bool, min
 
 def lira_online(inp: AttackInput, *, fixed_variance: bool = False, max_refs: int | None = None) -> np.ndarray:
     phi_t, phi_r = split_stat(inp, "phi")  # (A, N), (R, A, N)
-    ins, outs = select_refs(inp.refs_in, max_refs), select_refs(~inp.refs_in, max_refs)
+    ins, outs = select_refs(inp.refs_in, max_refs), select_refs(inp.refs_out, max_refs)
     mu_in, sd_in = gaussian_fit(phi_r, ins, fixed_variance=fixed_variance, min_count=1)
     mu_out, sd_out = gaussian_fit(phi_r, outs, fixed_variance=fixed_variance, min_count=1)
     score = norm.logpdf(phi_t, mu_in, sd_in) - norm.logpdf(phi_t, mu_out, sd_out)  # (A, N)
@@ -84,8 +88,12 @@ def lira_online(inp: AttackInput, *, fixed_variance: bool = False, max_refs: int
 
 def lira_offline(inp: AttackInput, *, fixed_variance: bool = False, max_refs: int | None = None) -> np.ndarray:
     phi_t, phi_r = split_stat(inp, "phi")  # (A, N), (R, A, N)
-    mu_out, sd_out = gaussian_fit(phi_r, select_refs(~inp.refs_in, max_refs), fixed_variance=fixed_variance, min_count=1)
-    score = norm.logcdf((phi_t - mu_out) / sd_out)  # (A, N)
+    mu_out, sd_out = gaussian_fit(phi_r, select_refs(inp.refs_out, max_refs), fixed_variance=fixed_variance, min_count=1)
+    x = (phi_t - mu_out) / sd_out  # (A, N)
+    # log-odds of Pr[Z ≤ φ_t]: the same order as log Pr[Z ≤ φ_t], but resolved where that
+    # rounds to 0 (x beyond ~38, common with a per-record σ from 2 references), which tied
+    # the most exposed records and hid an FPR range
+    score = norm.logcdf(x) - norm.logsf(x)
     return score.mean(axis=0)
 
 

@@ -31,8 +31,11 @@ Choices made here (and pinned by tests):
   The authors' code takes a majority vote over queries for every (x, z) pair, which needs the
   N×Z matrix; the per-query average is the soft, sortable version of that vote.
 - Means are arithmetic (the authors' code also offers a trimmed mean).
+- Ties: the score is a step function with steps 1/(Z·A); records inside one step are ordered
+  by their mean log r(x) (``break_ties``), so a saturated block cannot hide an FPR range.
 - Tuning ``a`` (offline): the first reference plays the target against the remaining
-  references; every a on the grid 0, 0.1, …, 1 is tried and the one with the highest AUC wins
+  references (chosen by the same ``reference_sets`` rule as the target's); the chosen ``a``
+  is reported per target in results.json (``attacks.rmia-offline.chosen``); every a on the grid 0, 0.1, …, 1 is tried and the one with the highest AUC wins
   (ties: the smaller a). AUC rather than TPR at low FPR because one pseudo-target gives a
   stable AUC but a noisy low-FPR figure; ML Privacy Meter tunes on AUC as well.
 """
@@ -46,9 +49,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import rankdata
 
 from miaudit.attacks._common import logsumexp, select_refs, split_stat
-from miaudit.attacks.base import AttackInput, NotApplicable, register_attack
+from miaudit.attacks.base import AttackInput, NotApplicable, reference_sets, register_attack
 
 log = logging.getLogger(__name__)
+
+#: ``a`` when it cannot be tuned (fewer than 6 models): Pr(x) = mean_OUT, no linear correction
+UNTUNED_A = 1.0
 
 #: values of ``a`` tried when tuning offline RMIA
 A_GRID = tuple(round(0.1 * i, 1) for i in range(11))
@@ -119,9 +125,9 @@ def _log_probs(inp: AttackInput) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return lp_t, lp_r, lpz_t, lpz_r
 
 
-def _offline_parts(lp_t, lp_r, refs_in, lpz_t, lpz_r, max_refs):  # noqa: ANN001, ANN202
+def _offline_parts(lp_t, lp_r, refs_out, lpz_t, lpz_r, max_refs):  # noqa: ANN001, ANN202
     """log p_y of the target on x and z, and log mean_OUT on x and z (first ``max_refs`` OUT references)."""
-    lmo_x, count = _log_masked_mean(lp_r, select_refs(~refs_in, max_refs))
+    lmo_x, count = _log_masked_mean(lp_r, select_refs(refs_out, max_refs))
     if lp_r.shape[0] == 0 or (count < 1).any():
         raise NotApplicable(
             f"needs at least 1 OUT reference model per record, some records have {int(count.min()) if count.size else 0}"
@@ -131,11 +137,32 @@ def _offline_parts(lp_t, lp_r, refs_in, lpz_t, lpz_r, max_refs):  # noqa: ANN001
     return lp_t, lmo_x, lpz_t, lmo_z
 
 
-def _offline_score(parts, a: float, gamma: float) -> np.ndarray:  # noqa: ANN001
+def break_ties(score: np.ndarray, log_rx: np.ndarray, n_levels: int) -> np.ndarray:
+    """RMIA's score with ties inside each of its steps broken by the mean log r(x) over queries.
+
+    The score is a mean of counts over Z population records: a step function of r(x) with
+    steps 1/(Z·A) apart. On confident models whole blocks of records saturate at one step (all
+    z below them), and a tie block can hide an entire FPR range (TPR@10% = TPR@1%). Inside a
+    step the paper's statistic cannot order records; r(x), the finer statistic it quantises,
+    can. So each record gets ``score + ρ/(2·n_levels)``, ρ in (0, 1) the rank of its mean log
+    r(x): the order between steps is unchanged, the order within a step follows r(x), and
+    records with equal r(x) stay tied.
+
+    Parameters
+    ----------
+    score : (N,) float64 in steps of 1/n_levels
+    log_rx : (A, N) float64
+    """
+    rho = rankdata(log_rx.mean(axis=0)) / (score.shape[0] + 1)
+    return score + rho / (2.0 * n_levels)
+
+
+def _offline_score(parts, a: float, gamma: float, *, ties: bool = True) -> np.ndarray:  # noqa: ANN001
     lp_t, lmo_x, lpz_t, lmo_z = parts
     log_rx = lp_t - _offline_log_pr(lmo_x, a)
     log_rz = lpz_t - _offline_log_pr(lmo_z, a)
-    return relative_score(log_rx, log_rz, gamma).mean(axis=0)
+    score = relative_score(log_rx, log_rz, gamma).mean(axis=0)
+    return break_ties(score, log_rx, log_rz.size) if ties else score
 
 
 def _auc(scores: np.ndarray, member: np.ndarray) -> float:
@@ -161,13 +188,19 @@ def tune_offline_a(inp: AttackInput, *, gamma: float, max_refs: int | None = Non
     if inp.n_refs < 2:
         raise NotApplicable("tuning a needs at least 2 reference models; set attack_params.rmia-offline.a")
     _, lp_r, _, lpz_r = _log_probs(inp)
-    rest_in = inp.refs_in[1:]
-    usable = select_refs(~rest_in, max_refs).sum(axis=0) >= 1
+    # the pseudo-target's references: the same membership-blind rule as the real target's
+    rng = np.random.default_rng(np.random.SeedSequence([inp.seed, 0xA_7E, inp.target_index]))
+    _, rest_out = reference_sets(inp.refs_in[1:], inp.refs_out[1:], rng)
+    labelled = inp.refs_in[0] | inp.refs_out[0]
+    usable = labelled & (select_refs(rest_out, max_refs).sum(axis=0) >= 1)
     member = inp.refs_in[0][usable]
     if member.all() or not member.any():
-        raise NotApplicable("tuning a: the pseudo-target has only members or only non-members; set a explicitly")
-    parts = _offline_parts(lp_r[0][:, usable], lp_r[1:][:, :, usable], rest_in[:, usable], lpz_r[0], lpz_r[1:], max_refs)
-    aucs = [_auc(_offline_score(parts, a, gamma), member) for a in A_GRID]
+        raise NotApplicable(
+            "tuning a: too few references for a pseudo-target with members and non-members "
+            "(a pool of 6 or more, or set attack_params.rmia-offline.a)"
+        )
+    parts = _offline_parts(lp_r[0][:, usable], lp_r[1:][:, :, usable], rest_out[:, usable], lpz_r[0], lpz_r[1:], max_refs)
+    aucs = [_auc(_offline_score(parts, a, gamma, ties=False), member) for a in A_GRID]
     best = A_GRID[int(np.argmax(aucs))]
     log.debug("rmia-offline: a=%s (AUC by a: %s)", best, dict(zip(A_GRID, np.round(aucs, 4), strict=True)))
     return best
@@ -175,12 +208,25 @@ def tune_offline_a(inp: AttackInput, *, gamma: float, max_refs: int | None = Non
 
 def rmia_offline(inp: AttackInput, *, gamma: float = 2.0, max_refs: int | None = None, a: float | None = None) -> np.ndarray:
     """Offline RMIA score (OUT references only); ``a`` tuned on the references when None."""
+    return _rmia_offline_chosen(inp, gamma=gamma, max_refs=max_refs, a=a)[0]
+
+
+def _rmia_offline_chosen(
+    inp: AttackInput, *, gamma: float = 2.0, max_refs: int | None = None, a: float | None = None
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Offline RMIA scores and the values it used: ``{"a": ..., "a_tuned": 0/1}`` (reported in results.json)."""
     _need_population(inp)
     lp_t, lp_r, lpz_t, lpz_r = _log_probs(inp)
-    parts = _offline_parts(lp_t, lp_r, inp.refs_in, lpz_t, lpz_r, max_refs)
+    parts = _offline_parts(lp_t, lp_r, inp.refs_out, lpz_t, lpz_r, max_refs)
+    tuned = a is None
     if a is None:
-        a = tune_offline_a(inp, gamma=gamma, max_refs=max_refs)
-    return _offline_score(parts, a, gamma)
+        try:
+            a = tune_offline_a(inp, gamma=gamma, max_refs=max_refs)
+        except NotApplicable:
+            # too few references for a pseudo-target (a pool of 4 leaves one per side): no
+            # correction, Pr(x) = mean over OUT references; reported as a_tuned = 0
+            a, tuned = UNTUNED_A, False
+    return _offline_score(parts, a, gamma), {"a": float(a), "a_tuned": float(tuned)}
 
 
 def rmia_online(inp: AttackInput, *, gamma: float = 2.0, max_refs: int | None = None) -> np.ndarray:
@@ -188,14 +234,15 @@ def rmia_online(inp: AttackInput, *, gamma: float = 2.0, max_refs: int | None = 
     _need_population(inp)
     lp_t, lp_r, lpz_t, lpz_r = _log_probs(inp)
     lmi, n_in = _log_masked_mean(lp_r, select_refs(inp.refs_in, max_refs))
-    lmo, n_out = _log_masked_mean(lp_r, select_refs(~inp.refs_in, max_refs))
+    lmo, n_out = _log_masked_mean(lp_r, select_refs(inp.refs_out, max_refs))
     if inp.n_refs == 0 or (n_in < 1).any() or (n_out < 1).any():
         low = int(min(n_in.min(), n_out.min())) if n_in.size else 0
         raise NotApplicable(f"needs at least 1 IN and 1 OUT reference model per record, some records have {low}")
     log_pr_x = np.logaddexp(lmi, lmo) - np.log(2.0)
     all_z = select_refs(np.ones((lpz_r.shape[0], lpz_r.shape[-1]), dtype=bool), max_refs)
     log_pr_z, _ = _log_masked_mean(lpz_r, all_z)
-    return relative_score(lp_t - log_pr_x, lpz_t - log_pr_z, gamma).mean(axis=0)
+    log_rx, log_rz = lp_t - log_pr_x, lpz_t - log_pr_z
+    return break_ties(relative_score(log_rx, log_rz, gamma).mean(axis=0), log_rx, log_rz.size)
 
 
 register_attack(
@@ -209,4 +256,4 @@ register_attack(
     description="RMIA offline: OUT references with the tuned linear correction a (Zarifzadeh et al. 2024)",
     params=RmiaOfflineParams,
     knowledge="offline",
-)(rmia_offline)
+)(_rmia_offline_chosen)

@@ -85,7 +85,9 @@ def shokri_attack(
     # plain query only; computed once per pool and shared by every target
     feats_t, feats_r = split_stat(inp, f"shokri-top{top_k}", lambda z, _: sorted_top_log_odds(z[0], top_k))
     # feats_t: (N, k), feats_r: (R, N, k)
-    y_all = inp.refs_in.reshape(-1)
+    # shadow rows: (reference, record) pairs in the record's reference sets (``reference_sets``)
+    used = inp.refs_in | inp.refs_out  # (R, N)
+    y_all = inp.refs_in[used]
     if y_all.all() or not y_all.any():
         raise NotApplicable("the shadow models' records are all IN or all OUT; nothing to learn from")
     rng = np.random.default_rng(np.random.SeedSequence([inp.seed, 0x5_40C1]))
@@ -93,8 +95,7 @@ def shokri_attack(
     fallback: list[np.ndarray] = []
     for c in np.unique(inp.labels):
         idx = np.flatnonzero(inp.labels == c)
-        x = feats_r[:, idx].reshape(-1, feats_r.shape[-1])
-        y = inp.refs_in[:, idx].reshape(-1)
+        x, y = feats_r[:, idx][used[:, idx]], inp.refs_in[:, idx][used[:, idx]]
         if max_rows_per_class is not None and len(y) > max_rows_per_class:
             keep = np.sort(rng.choice(len(y), max_rows_per_class, replace=False))
             x, y = x[keep], y[keep]
@@ -104,7 +105,6 @@ def shokri_attack(
         scores[idx] = _fit_score(classifier, inp.seed, x, y, feats_t[idx])
     if fallback:
         idx = np.concatenate(fallback)
-        x = feats_r[:, idx].reshape(-1, feats_r.shape[-1])
-        y = inp.refs_in[:, idx].reshape(-1)
+        x, y = feats_r[:, idx][used[:, idx]], inp.refs_in[:, idx][used[:, idx]]
         scores[idx] = _fit_score(classifier, inp.seed, x, y, feats_t[idx])
     return scores

@@ -105,7 +105,7 @@ class CalibratedLossParams(BaseModel):
 def calibrated_loss_attack(inp: AttackInput, *, max_refs: int | None = None) -> np.ndarray:
     """Score = −(loss_target − mean_{OUT refs} loss), plain query only."""
     logp_t, logp_r = split_stat(inp, "logp_y")  # (A, N), (R, A, N)
-    ref_loss, count = out_mean(-logp_r[:, 0], inp.refs_in, max_refs=max_refs)
+    ref_loss, count = out_mean(-logp_r[:, 0], inp.refs_out, max_refs=max_refs)
     if inp.n_refs == 0 or (count < 1).any():
         raise NotApplicable(
             f"needs at least 1 OUT reference model per record, some records have {int(count.min()) if count.size else 0}"

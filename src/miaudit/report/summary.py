@@ -54,7 +54,7 @@ def format_summary(results: dict) -> str:
         lines.append(f"skipped {name}: {why}")
     for msg in results.get("warnings", []):
         # skips and the reliability flag are said above; the rest (e.g. too few references) here
-        if not msg.startswith("attack ") or "skipped:" in msg:
+        if "skipped:" in msg or "fewer than 10/FPR" in msg:
             continue
         lines.append(f"note: {msg.removeprefix('attack ')}")
     if results.get("vulnerability"):
