@@ -81,6 +81,7 @@ def test_audit_of_signals_without_leakage_finds_a_set_within_chance(tmp_path, rn
     assert abs(v["statistics"]["confidence_out"]["spearman_vs_vulnerability"]["rho"]) < 0.15
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_audit_of_signals_can_skip_the_analysis(tmp_path, rng):
     cfg = load_config(None, [f"pool.n_models={M}", "audit.attacks=[loss]", "audit.bootstrap=0",
                              "analysis.vulnerability=false"])
