@@ -93,12 +93,15 @@ KNOWLEDGE = {
 FIGURE_CAPTIONS = {
     "roc.png": "ROC of every attack on log-log axes (mean over target models). Curves far above the dotted "
                "chance line at the left edge are the attacks that identify records with few false alarms.",
-    "tsne.png": "t-SNE map of audited records (one model's penultimate features), coloured by class; "
-                "vulnerable records circled. Circled points sitting apart from, or inside another, class's "
-                "cluster are the outliers.",
+    "tsne.png": "t-SNE map of audited records (one model's penultimate features), coloured by class (by distance to "
+                "the class centroid when there are more than 10 classes); vulnerable records circled, over-sampled when "
+                "rare (the legend gives their share). Circled points apart from their class, or inside another "
+                "class's cluster, are the outliers.",
     "tsne_logits.png": "t-SNE map of the same records' logits; vulnerable records circled.",
-    "gallery.png": "The top vulnerable records, with their label and the class models that never saw them predict.",
-    "gradcam.png": "Grad-CAM of vulnerable records beside typical records of the same class: where the model looks.",
+    "gallery.png": "The top vulnerable records (framed in red), each beside typical records of its class, with the "
+                   "prediction of one named model (IN: it trained on the record) and of the models that never saw it.",
+    "gradcam.png": "Grad-CAM of the gallery's model on vulnerable records it trained on, beside typical records of the "
+                   "same class it also trained on: where the model looks (relevance scaled to [0, 1] per image).",
     "deciles.png": "Attack TPR (bars) and FPR (line) at the analysis FPR by decile of each outlier measure: leakage "
                    "concentrated in the atypical deciles means vulnerable records are outliers.",
     "utility_privacy.png": "Test accuracy against TPR at 1% FPR of the strongest attack, per variant; the Pareto "
