@@ -59,7 +59,10 @@ def test_audit_of_signals_writes_the_vulnerable_records_from_logits_alone(tmp_pa
     assert memo[leaky].min() > memo[~leaky].max()  # IN-OUT confidence gap of the planted leak
     assert v["statistics"]["memorisation"]["vs_random_sample"]["auroc"] > 0.95
     # the file is ordered by the ranking: TP frequency, vulnerability, then the score beyond non-members
-    key = [(float(r["tp_frequency"]), float(r["vulnerability"]), float(r["score_beyond_nonmembers"])) for r in rows]
+    # (the vulnerability clipped at its lowest ceiling, log10(1 + fewest non-members of a target))
+    ceiling = np.log10(1 + min(t["n_nonmembers"] for t in res["attacks"][v["attack"]]["per_target"]))
+    key = [(float(r["tp_frequency"]), min(float(r["vulnerability"]), ceiling), float(r["score_beyond_nonmembers"]))
+           for r in rows]
     assert key == sorted(key, reverse=True)
     # results, summary and report say it
     assert json.loads((out / "results.json").read_text())["vulnerability"]["set_size"] == v["set_size"]

@@ -502,11 +502,19 @@ def _top_records(root: Path, k: int) -> dict | None:
             "predicted": "none" if pred == "-1" else names.get(pred, pred),
             "flagged": f"{row.get('tp_count', '?')} of {row.get('n_in_targets', '?')}",
             "vulnerability": f"{float(vul):.2f}" if vul not in ("", None) else "n/a",
-            "beyond": f"{float(row['score_beyond_nonmembers']):.1f}" if row.get("score_beyond_nonmembers") else "n/a",
+            "beyond": _beyond_text(row.get("score_beyond_nonmembers")),
             "reason": (row.get("reason") or "").replace("+", ", "),
             "planted": (row.get("planted") or "–") if planted else None,
         })
     return {"rows": rows, "planted": planted, "has_beyond": "score_beyond_nonmembers" in head[0]}
+
+
+def _beyond_text(value: str | None) -> str:
+    """The score beyond non-members with 3 significant figures' worth of separation (0.84, 12.3, 145.0)."""
+    if not value:
+        return "n/a"
+    x = float(value)
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}"
 
 
 def _defence_tables(results: dict, key: str) -> list[dict]:
