@@ -43,9 +43,10 @@ def _at_risk_line(attacks: dict) -> str | None:
         return None
     ci = risk["excess_ci"]
     pm = f" ± {count((ci[1] - ci[0]) / 2)}" if ci else ""
+    within = " - within chance" if risk["excess"] <= 0 or (ci and ci[0] <= 0) else ""
     return (f"records at risk beyond chance: ≈ {count(risk['excess'])}{pm} of a model's {count(risk['n_members'])} "
             f"training records ({best} flags ≈ {count(risk['flagged'])} at 1% FPR; a random guess ≈ "
-            f"{count(risk['chance'])})")
+            f"{count(risk['chance'])}){within}")
 
 
 def format_summary(results: dict) -> str:
