@@ -300,8 +300,10 @@ def audit_signals(
     Parameters
     ----------
     signals : a ``Signals`` record, or the path of a signals ``.npz`` (``miaudit.signals_file``)
-    out : run directory for results.json, summary.txt, scores/, figures/roc.png; None = write nothing
-    config : only ``seed`` and ``audit`` are used (default: the defaults; see ``load_audit_config``)
+    out : run directory for results.json, summary.txt, scores/, figures/roc.png and, with
+        ``analysis.vulnerability``, the per-record analysis (``vulnerable_records.csv``, ``analysis/``,
+        ``figures/deciles.png``; see ``vulnerability.analyze.analyze_signals``); None = attacks only, nothing written
+    config : only ``seed``, ``audit`` and ``analysis`` are used (default: the defaults; see ``load_audit_config``)
     source_path : the file ``signals`` was read from, recorded with its SHA-256 in results.json
 
     Returns
@@ -341,14 +343,25 @@ def audit_signals(
         start = time.perf_counter()
         attack_run = run_attacks(signals, config.audit, seed=config.seed, scores_dir=rd.scores, progress=progress)
         attacks_s = time.perf_counter() - start
+        stages = {"attacks": attacks_s}
+        vulnerability = None
+        if config.analysis.vulnerability and attack_run.results:
+            progress.stage("analysis")  # per-record analysis from the signals alone (no features, no images)
+            from miaudit.vulnerability.analyze import analyze_signals
+
+            start = time.perf_counter()
+            vulnerability = analyze_signals(root, config, signals, attack_run.targets, list(attack_run.results), progress)
+            stages["analysis"] = time.perf_counter() - start
         progress.stage("report")
         results = audit_results(signals, config, attack_run, source=source)
+        if vulnerability is not None:
+            results["vulnerability"] = vulnerability
         write_json(rd.results, results)
         write_text(root / "summary.txt", format_summary(results))
         if attack_run.roc:
             write_roc_figure(rd.figures / "roc.png", attack_run.roc, attack_run.results)
         write_json(root / "timing.json", {
-            "stages_s": {"attacks": attacks_s}, "attacks_s": attack_run.seconds,
+            "stages_s": stages, "attacks_s": attack_run.seconds,
             "total_s": time.perf_counter() - total_start,
         })
         from miaudit.report.render import try_write_report

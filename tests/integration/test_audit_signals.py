@@ -40,6 +40,14 @@ def test_signals_round_trip_through_audit(tmp_path, tiny_overrides, capsys):
     for name in ran["attacks"]:
         assert np.array_equal(np.load(out / "scores" / f"{name}.npy"), np.load(run_dir / "scores" / f"{name}.npy"))
     assert (out / "figures" / "roc.png").is_file() and "rmia-offline" in printed
+    # the per-record analysis from the signals alone agrees with the run's wherever it needs no features
+    bv, rv = back["vulnerability"], ran["vulnerability"]
+    for key in ("attack", "set_size", "chance_expected", "p_value", "stability", "vulnerable_per_attack"):
+        assert bv[key] == rv[key], key
+    for name in ("confidence_out", "margin_out", "memorisation"):
+        assert bv["statistics"][name] == rv["statistics"][name], name
+    assert set(bv["skipped_measures"]) == {"centroid_distance", "knn_disagreement", "lof"}
+    assert (out / "vulnerable_records.csv").is_file() and "vulnerable records" in printed
 
     # the Python API gives the same figures without writing anything
     api = audit_signals(file, None, load_config(None, ["pool.n_models=4", "audit.attacks=[loss,rmia-offline]"]))

@@ -191,8 +191,11 @@ def test_verdict_says_it_in_plain_words_with_badge_chance_and_thresholds(tmp_pat
     assert 'class="badge badge-elevated">Elevated leakage<' in top
     assert "strongest attack (<b>LiRA online, fixed variance</b>)" in top
     assert "<b>7.7±0.4%</b>" in top and "against 1% expected by chance" in top
-    assert "about <b>770 ± 41 of its 10,000 training records are at risk</b>" in top
-    assert "a random guess would flag about 100" in top
+    # the headline is the excess over chance (770 flagged - 100 a random guess flags), chance beside it
+    assert "about <b>670 ± 41 of its 10,000 training records are at risk beyond chance</b>" in top
+    assert "the attack flags about 770 of them; a random guess would flag about 100" in top
+    assert "Records at risk beyond chance</div>" in top and "≈ 670</div>" in top
+    assert "≈ 670 of 10,000 (flagged ≈ 770, random guess ≈ 100)" in md
     assert "<b>100.0% train / 85.3% test accuracy</b>" in top
     assert "1,712 of the 20,000 audited records" in top and "clearly distinguishable from chance" in top
     for threshold in ("below 2%", "2% to 10%", "10% and above"):  # the levels are stated on the page

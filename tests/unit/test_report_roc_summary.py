@@ -47,3 +47,76 @@ def test_summary_shows_half_width_and_keeps_unreliable_marks():
     text = format_summary(results)
     assert "71.0±1.0%" in text and "0.2±0.2%*" in text and "2.0±0.5%" in text
     assert "(200 resamples)" in text and "* backed by fewer" in text
+
+
+def _fake_run(rng, names, n=400):
+    curves, results = {}, {}
+    for k, name in enumerate(names):
+        runs, per = [], []
+        for _ in range(2):
+            m = rng.random(n) < 0.5
+            r = attack_metrics(rng.normal(size=n) + m * (0.3 + 0.1 * k), m, (0.001, 0.01))
+            runs.append((r.roc_fpr, r.roc_tpr))
+            per.append({"n_nonmembers": int((~m).sum())})
+        curves[name] = runs
+        results[name] = {"auc": r.auc, "tpr_at_fpr": {"0.001": 0.01}, "knowledge": "none" if k < 2 else "online",
+                         "per_target": per}
+    return curves, results
+
+
+def test_roc_colours_by_family_with_a_readable_legend_and_the_unreliable_range_recorded(tmp_path, rng):
+    from matplotlib.colors import to_rgb
+
+    from miaudit.report.roc import LEGEND_FONTSIZE, attack_family
+    from miaudit.vulnerability.figures import plot_metadata
+
+    names = ["loss", "entropy", "calibrated-loss", "lira-online", "lira-offline-fixed", "rmia-online",
+             "rmia-offline", "shokri", "label-only-gap", "label-only-augment", "my-plugin-attack"]
+    curves, results = _fake_run(rng, names)
+    meta = plot_metadata(write_roc_figure(tmp_path / "roc.png", curves, results))
+    series = {s["name"]: s for s in meta["series"]}
+    assert set(series) == set(names) and LEGEND_FONTSIZE >= 8 and meta["legend_fontsize"] == LEGEND_FONTSIZE
+    assert {s["family"] for s in series.values()} == {"threshold", "calibrated", "LiRA", "RMIA", "shokri",
+                                                       "label-only", "other"}
+    # one hue per family: members differ in shade only; rmia-online and calibrated-loss no longer share a colour
+    def hue(c):
+        import colorsys
+
+        return colorsys.rgb_to_hsv(*to_rgb(c))[0]
+
+    assert series["lira-online"]["colour"] != series["lira-offline-fixed"]["colour"]
+    assert abs(hue(series["lira-online"]["colour"]) - hue(series["lira-offline-fixed"]["colour"])) < 0.05
+    assert abs(hue(series["rmia-online"]["colour"]) - hue(series["lira-online"]["colour"])) > 0.2
+    assert len({s["colour"] for s in series.values()}) == len(names)
+    assert attack_family("label-only-augment") == "label-only" and series["loss"]["linestyle"] == "--"
+    # legend grouped by family (members of a family are adjacent), every curve labelled with its AUC
+    fams = [s["family"] for s in meta["series"]]
+    assert all(fams.index(f) + fams.count(f) - 1 == len(fams) - 1 - fams[::-1].index(f) for f in set(fams))
+    assert any(lbl.startswith("TPR unreliable") for lbl in meta["legend_labels"])
+    # shaded below 10 / (fewest non-members of any target), the metrics' reliability rule
+    fewest = min(t["n_nonmembers"] for r in results.values() for t in r["per_target"])
+    assert abs(meta["unreliable_below"] - 10 / fewest) < 1e-12
+
+
+def test_summary_leads_with_records_at_risk_beyond_chance():
+    from miaudit.report.summary import records_at_risk
+
+    attacks = {
+        "rmia-online": {"auc": 0.8, "advantage": 0.4, "knowledge": "online", "tpr_at_fpr": {"0.001": 0.02, "0.01": 0.0771},
+                        "reliable": {"0.001": True, "0.01": True}, "ci95": {"tpr_at_fpr": {"0.01": [0.0731, 0.0811]}},
+                        "per_target": [{"n_members": 10000}, {"n_members": 10000}]},
+        "loss": {"auc": 0.7, "advantage": 0.3, "knowledge": "none", "tpr_at_fpr": {"0.001": 0.001, "0.01": 0.012},
+                 "reliable": {}, "per_target": [{"n_members": 10000}]},
+    }
+    text = format_summary({"attacks": attacks})
+    assert ("records at risk beyond chance: ≈ 671 ± 40 of a model's 10,000 training records "
+            "(rmia-online flags ≈ 771 at 1% FPR; a random guess ≈ 100)") in text
+    # null case: an attack at chance puts no record at risk (never a negative count)
+    null = records_at_risk({"tpr_at_fpr": {"0.01": 0.009}, "per_target": [{"n_members": 500}],
+                            "ci95": {"tpr_at_fpr": {"0.01": [0.0, 0.02]}}})
+    assert null["excess"] == 0.0 and null["excess_ci"] == [0.0, 5.0] and round(null["chance"]) == 5
+    del attacks["loss"]
+    attacks["rmia-online"]["tpr_at_fpr"]["0.01"] = 0.0105
+    attacks["rmia-online"]["ci95"]["tpr_at_fpr"]["0.01"] = [0.008, 0.013]
+    assert "a random guess ≈ 100) - within chance" in format_summary({"attacks": attacks})
+    assert "within chance" not in text

@@ -93,12 +93,15 @@ KNOWLEDGE = {
 FIGURE_CAPTIONS = {
     "roc.png": "ROC of every attack on log-log axes (mean over target models). Curves far above the dotted "
                "chance line at the left edge are the attacks that identify records with few false alarms.",
-    "tsne.png": "t-SNE map of audited records (one model's penultimate features), coloured by class; "
-                "vulnerable records circled. Circled points sitting apart from, or inside another, class's "
-                "cluster are the outliers.",
+    "tsne.png": "t-SNE map of audited records (one model's penultimate features), coloured by class (by distance to "
+                "the class centroid when there are more than 10 classes); vulnerable records circled, over-sampled when "
+                "rare (the legend gives their share). Circled points apart from their class, or inside another "
+                "class's cluster, are the outliers.",
     "tsne_logits.png": "t-SNE map of the same records' logits; vulnerable records circled.",
-    "gallery.png": "The top vulnerable records, with their label and the class models that never saw them predict.",
-    "gradcam.png": "Grad-CAM of vulnerable records beside typical records of the same class: where the model looks.",
+    "gallery.png": "The top vulnerable records (framed in red), each beside typical records of its class, with the "
+                   "prediction of one named model (IN: it trained on the record) and of the models that never saw it.",
+    "gradcam.png": "Grad-CAM of the gallery's model on vulnerable records it trained on, beside typical records of the "
+                   "same class it also trained on: where the model looks (relevance scaled to [0, 1] per image).",
     "deciles.png": "Attack TPR (bars) and FPR (line) at the analysis FPR by decile of each outlier measure: leakage "
                    "concentrated in the atypical deciles means vulnerable records are outliers.",
     "utility_privacy.png": "Test accuracy against TPR at 1% FPR of the strongest attack, per variant; the Pareto "
@@ -326,6 +329,9 @@ def _verdict(results: dict, key: str, vuln: dict | None) -> dict:
     chance_like = lo is None or lo <= alpha
     level = level_of(tpr, alpha)
     n_members = _n_per_target(r, "n_members")
+    from miaudit.report.summary import records_at_risk
+
+    risk = records_at_risk(r, key)
     util = results.get("utility", {})
     train, test = util.get("train_acc"), util.get("test_acc")
     n_targets = len(results.get("pool", {}).get("targets", [])) or None
@@ -346,8 +352,10 @@ def _verdict(results: dict, key: str, vuln: dict | None) -> dict:
         "auc": fmt.pct(r.get("auc")),
         "n_attacks": len(attacks),
         "n_members": fmt.count(n_members),
-        "at_risk": fmt.count(tpr * n_members) if n_members is not None and tpr is not None else None,
-        "at_risk_pm": fmt.count((ci[1] - ci[0]) / 2 * n_members) if ci and None not in ci and n_members else None,
+        # the headline is the excess over chance: a random guess also flags alpha x members (#16)
+        "at_risk": fmt.count(risk["excess"]) if risk else None,
+        "at_risk_pm": fmt.count((risk["excess_ci"][1] - risk["excess_ci"][0]) / 2) if risk and risk["excess_ci"] else None,
+        "flagged": fmt.count(risk["flagged"]) if risk else None,
         "by_chance": fmt.count(alpha * n_members) if n_members is not None else None,
         "train_acc": fmt.pct(train) if train is not None else None,
         "test_acc": fmt.pct(test) if test is not None else None,
@@ -455,6 +463,10 @@ def _vulnerability_section(root: Path, results: dict, config: dict) -> dict | No
         "figures": figures,
         "records": records,
         "csv": "vulnerable_records.csv" if (root / "vulnerable_records.csv").is_file() else None,
+        # an audit of signals: what needs the models' features or the records, and was not computed
+        "skipped_measures": [{"name": k, "why": w} for k, w in (v.get("skipped_measures") or {}).items()],
+        "skipped_figures": [{"name": k, "why": w} for k, w in (v.get("skipped_figures") or {}).items()],
+        "record_ids": v.get("record_ids"),
     }
 
 
@@ -490,10 +502,19 @@ def _top_records(root: Path, k: int) -> dict | None:
             "predicted": "none" if pred == "-1" else names.get(pred, pred),
             "flagged": f"{row.get('tp_count', '?')} of {row.get('n_in_targets', '?')}",
             "vulnerability": f"{float(vul):.2f}" if vul not in ("", None) else "n/a",
+            "beyond": _beyond_text(row.get("score_beyond_nonmembers")),
             "reason": (row.get("reason") or "").replace("+", ", "),
             "planted": (row.get("planted") or "–") if planted else None,
         })
-    return {"rows": rows, "planted": planted}
+    return {"rows": rows, "planted": planted, "has_beyond": "score_beyond_nonmembers" in head[0]}
+
+
+def _beyond_text(value: str | None) -> str:
+    """The score beyond non-members with 3 significant figures' worth of separation (0.84, 12.3, 145.0)."""
+    if not value:
+        return "n/a"
+    x = float(value)
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}"
 
 
 def _defence_tables(results: dict, key: str) -> list[dict]:

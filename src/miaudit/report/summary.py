@@ -4,7 +4,49 @@ from __future__ import annotations
 
 from miaudit.report.format import pct, pct_ci  # formats live in report.format; re-exported here
 
-__all__ = ["format_summary", "pct", "pct_ci"]
+__all__ = ["format_summary", "pct", "pct_ci", "records_at_risk"]
+
+#: the FPR of the "records at risk" headline (as the report's verdict)
+HEADLINE_KEY = "0.01"
+
+
+def records_at_risk(attack: dict, key: str = HEADLINE_KEY) -> dict | None:
+    """Training records per target model an attack flags at FPR ``key``, split into chance and excess.
+
+    A random guess flags FPR × members of them, so only ``excess`` = (TPR − FPR) × members are
+    records the attack identifies beyond chance; ``excess_ci`` is the bootstrap interval of the
+    TPR moved the same way. None when the run lacks the TPR or the member counts.
+
+    >>> r = records_at_risk({"tpr_at_fpr": {"0.01": 0.0771}, "per_target": [{"n_members": 10000}]})
+    >>> round(r["flagged"]), round(r["chance"]), round(r["excess"])
+    (771, 100, 671)
+    """
+    tpr = attack.get("tpr_at_fpr", {}).get(key)
+    members = [t["n_members"] for t in attack.get("per_target", []) if t.get("n_members") is not None]
+    if tpr is None or not members:
+        return None
+    n, alpha = sum(members) / len(members), float(key)
+    ci = (attack.get("ci95") or {}).get("tpr_at_fpr", {}).get(key)
+    excess_ci = [max(0.0, (ci[0] - alpha) * n), max(0.0, (ci[1] - alpha) * n)] if ci and None not in ci else None
+    return {"n_members": n, "flagged": tpr * n, "chance": alpha * n, "excess": max(0.0, (tpr - alpha) * n),
+            "excess_ci": excess_ci}
+
+
+def _at_risk_line(attacks: dict) -> str | None:
+    """One line: records at risk beyond chance for the strongest attack at 1% FPR, chance beside it."""
+    from miaudit.defences.evaluate import strongest
+    from miaudit.report.format import count
+
+    best = strongest(attacks, HEADLINE_KEY) if any(HEADLINE_KEY in r.get("tpr_at_fpr", {}) for r in attacks.values()) else None
+    risk = records_at_risk(attacks[best]) if best else None
+    if risk is None:
+        return None
+    ci = risk["excess_ci"]
+    pm = f" ± {count((ci[1] - ci[0]) / 2)}" if ci else ""
+    within = " - within chance" if risk["excess"] <= 0 or (ci and ci[0] <= 0) else ""
+    return (f"records at risk beyond chance: ≈ {count(risk['excess'])}{pm} of a model's {count(risk['n_members'])} "
+            f"training records ({best} flags ≈ {count(risk['flagged'])} at 1% FPR; a random guess ≈ "
+            f"{count(risk['chance'])}){within}")
 
 
 def format_summary(results: dict) -> str:
@@ -50,6 +92,9 @@ def format_summary(results: dict) -> str:
                          "knows: none / offline (OUT references) / online (IN and OUT references)")
         if any_unreliable:
             lines.append("* backed by fewer than 10/FPR non-members per target: unreliable")
+        risk_line = _at_risk_line(attacks)
+        if risk_line:
+            lines.append(risk_line)
     for name, why in results.get("skipped_attacks", {}).items():
         lines.append(f"skipped {name}: {why}")
     for msg in results.get("warnings", []):

@@ -1,0 +1,92 @@
+"""`audit --signals` runs the per-record analysis from the signals alone (issue 16, item 3).
+
+Fabricated signals (no training): 8 models, a balanced membership design, random logits; in
+the leaky case the first 30 records get a large true-class logit only in the models trained on
+them, so they must be the vulnerable set, and memorisation must be high for them. In the null
+case nothing leaks, so the set must be indistinguishable from chance.
+"""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from miaudit import audit_signals
+from miaudit.config import load_config
+from miaudit.pool import membership_design
+
+M, N, P, C, LEAKY = 8, 600, 300, 5, 30
+
+
+def _signals(tmp_path, rng, leak: float):
+    in_mask = membership_design(M, N, 0)  # (M, N) bool, each record IN half of the models
+    labels = rng.integers(0, C, N)
+    logits = rng.normal(size=(M, N, C)).astype(np.float32)
+    rows = np.arange(LEAKY)
+    logits[:, rows, labels[rows]] += (leak * in_mask[:, rows]).astype(np.float32)
+    path = tmp_path / "s.npz"
+    np.savez(path, logits=logits, labels=labels, in_mask=in_mask,
+             population_logits=rng.normal(size=(M, P, C)).astype(np.float32),
+             population_labels=rng.integers(0, C, P))
+    return path
+
+
+def _config():
+    return load_config(None, [f"pool.n_models={M}", "audit.attacks=[loss,lira-online-fixed,rmia-offline]",
+                              "audit.bootstrap=0"])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_audit_of_signals_writes_the_vulnerable_records_from_logits_alone(tmp_path, rng):
+    out = tmp_path / "audit"
+    res = audit_signals(_signals(tmp_path, rng, leak=8.0), out, _config())
+    v = res["vulnerability"]
+    # the leaky records, and essentially only they, are vulnerable; far above chance
+    with open(out / "vulnerable_records.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    vulnerable = {int(r["record_id"]) for r in rows if r["vulnerable"] == "1"}
+    assert len(vulnerable & set(range(LEAKY))) >= 0.9 * LEAKY and len(vulnerable - set(range(LEAKY))) <= 3
+    assert v["distinguishable_from_chance"] and v["set_size"] > 10 * v["chance_expected"]
+    assert v["stability"]["across_targets"]["jaccard_mean"] > v["stability"]["across_targets"]["chance_jaccard_mean"]
+    # logit measures only, with the reason the feature measures are missing
+    assert set(v["statistics"]) == {"confidence_out", "margin_out", "memorisation"}
+    assert set(v["skipped_measures"]) == {"centroid_distance", "knn_disagreement", "lof"}
+    assert {"tsne.png", "gradcam.png", "gallery.png"} == set(v["skipped_figures"])
+    assert "centroid_distance" not in rows[0] and "memorisation" in rows[0]
+    memo = np.array([float(r["memorisation"]) for r in rows])
+    leaky = np.array([int(r["record_id"]) < LEAKY for r in rows])
+    assert memo[leaky].min() > memo[~leaky].max()  # IN-OUT confidence gap of the planted leak
+    assert v["statistics"]["memorisation"]["vs_random_sample"]["auroc"] > 0.95
+    # the file is ordered by the ranking: TP frequency, vulnerability, then the score beyond non-members
+    # (the vulnerability clipped at its lowest ceiling, log10(1 + fewest non-members of a target))
+    ceiling = np.log10(1 + min(t["n_nonmembers"] for t in res["attacks"][v["attack"]]["per_target"]))
+    key = [(float(r["tp_frequency"]), min(float(r["vulnerability"]), ceiling), float(r["score_beyond_nonmembers"]))
+           for r in rows]
+    assert key == sorted(key, reverse=True)
+    # results, summary and report say it
+    assert json.loads((out / "results.json").read_text())["vulnerability"]["set_size"] == v["set_size"]
+    summary = (out / "summary.txt").read_text()
+    assert "vulnerable records" in summary and "not computed from signals alone: centroid_distance" in summary
+    html = (out / "report.html").read_text()
+    assert 'id="vulnerable"' in html and "Not computed from signals alone" in html and "<code>lof</code>" in html
+    md = (out / "report.md").read_text()
+    assert "Vulnerable records" in md and "`knn_disagreement`" in md
+    assert (out / "analysis" / "top_vulnerable.md").is_file() and (out / "figures" / "deciles.png").is_file()
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_audit_of_signals_without_leakage_finds_a_set_within_chance(tmp_path, rng):
+    res = audit_signals(_signals(tmp_path, rng, leak=0.0), tmp_path / "audit", _config())
+    v = res["vulnerability"]
+    assert v["p_value"] > 0.01 and v["set_size"] <= v["chance_expected"] + 4 * v["chance_sd"] + 1
+    # what models that never saw a record say of it is independent of the attack's IN scores here
+    assert abs(v["statistics"]["confidence_out"]["spearman_vs_vulnerability"]["rho"]) < 0.15
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_audit_of_signals_can_skip_the_analysis(tmp_path, rng):
+    cfg = load_config(None, [f"pool.n_models={M}", "audit.attacks=[loss]", "audit.bootstrap=0",
+                             "analysis.vulnerability=false"])
+    res = audit_signals(_signals(tmp_path, rng, leak=8.0), tmp_path / "audit", cfg)
+    assert "vulnerability" not in res and not (tmp_path / "audit" / "vulnerable_records.csv").exists()
