@@ -57,7 +57,7 @@ def test_audit_of_signals_writes_the_vulnerable_records_from_logits_alone(tmp_pa
     memo = np.array([float(r["memorisation"]) for r in rows])
     leaky = np.array([int(r["record_id"]) < LEAKY for r in rows])
     assert memo[leaky].min() > memo[~leaky].max()  # IN-OUT confidence gap of the planted leak
-    assert v["statistics"]["memorisation"]["vs_random_sample"]["auroc"] > 0.95
+    assert v["statistics"]["memorisation"]["vs_random_sample"]["auroc"] > 0.9  # up to 3 of the set may be chance picks (asserted above)
     # the file is ordered by the ranking: TP frequency, vulnerability, then the score beyond non-members
     # (the vulnerability clipped at its lowest ceiling, log10(1 + fewest non-members of a target))
     ceiling = np.log10(1 + min(t["n_nonmembers"] for t in res["attacks"][v["attack"]]["per_target"]))
