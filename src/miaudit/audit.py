@@ -92,6 +92,7 @@ def _target_inputs(signals: Signals, targets: list[int], seed: int) -> Iterator[
             logits, signals.in_mask, signals.labels, t,
             population_logits=pop, population_labels=signals.population_labels,
             is_image=signals.is_image, seed=seed,
+            features=signals.features, population_features=signals.population_features,
         )
 
 

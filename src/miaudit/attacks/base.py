@@ -64,6 +64,7 @@ class PopSignals(_TargetView):
     labels: np.ndarray  # (P,)
     #: the target's outputs when they differ from ``pool[target_index]`` (a defended target)
     target_override: np.ndarray | None = None  # (A, P, C)
+    features: np.ndarray | None = None  # (P, ...) the population records themselves (qmia)
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,6 +88,8 @@ class AttackInput(_TargetView):
     #: the target's outputs when they differ from ``pool[target_index]``: a defended target
     #: queried by an attacker whose references are undefended (``defences.evaluate``)
     target_override: np.ndarray | None = None  # (A, N, C)
+    #: the audited records themselves (N, ...), for attacks that model features (qmia); None when unknown
+    features: np.ndarray | None = None
 
     @property
     def n_records(self) -> int:
@@ -109,6 +112,8 @@ def make_input(
     seed: int = 0,
     target_logits: np.ndarray | None = None,
     target_population_logits: np.ndarray | None = None,
+    features: np.ndarray | None = None,
+    population_features: np.ndarray | None = None,
 ) -> AttackInput:
     """Split pool signals into the target's view and its references' (target's membership withheld).
 
@@ -128,7 +133,7 @@ def make_input(
     pop = None
     if population_logits is not None and population_labels is not None and population_logits.shape[2] > 0:
         pop = PopSignals(pool=population_logits, target_index=target, labels=np.asarray(population_labels),
-                         target_override=target_population_logits)
+                         target_override=target_population_logits, features=population_features)
     return AttackInput(
         pool=logits,
         target_index=target,
@@ -138,6 +143,7 @@ def make_input(
         is_image=is_image,
         seed=seed,
         target_override=target_logits,
+        features=features,
     )
 
 
