@@ -319,11 +319,12 @@ def accuracy_comparison(util: dict, target_index: int) -> tuple[dict, list[str]]
 def identifiable(results: dict, scores: dict[str, np.ndarray], member: np.ndarray, alpha: float = HEADLINE_FPR) -> dict:
     """How many of the audited training records the strongest attack flags at FPR α, with the chance control.
 
-    The threshold is the rule of ``metrics.tpr_at_fpr`` on the target's non-members; a score
-    unrelated to membership flags about α of the members too (the chance count).
+    The threshold is the rule of ``metrics.tpr_at_fpr`` on the target's non-members; an attack
+    unrelated to membership flags about α of the members too (``chance_expected``). The count is
+    above chance when the bootstrap interval of TPR@α (members and non-members resampled, so the
+    threshold's own noise is in it) lies above α; a binomial test on the members alone would
+    ignore that the threshold rests on a few non-members and call chance findings significant.
     """
-    from scipy.stats import binom
-
     from miaudit.metrics import fpr_key
     from miaudit.vulnerability.scores import flag_at_fpr
 
@@ -334,29 +335,32 @@ def identifiable(results: dict, scores: dict[str, np.ndarray], member: np.ndarra
     best = sorted(attacks, key=lambda n: (-attacks[n]["tpr_at_fpr"].get(key, 0.0), -attacks[n]["auc"], n))[0]
     flagged = flag_at_fpr(scores[best][0], member, alpha)
     n_members = int(member.sum())
-    n_found = int((flagged & member).sum())
-    p = float(binom.sf(n_found - 1, n_members, alpha)) if n_members else 1.0
+    ci = attacks[best].get("ci95", {}).get("tpr_at_fpr", {}).get(key)
     return {
         "attack": best,
         "fpr": alpha,
         "n_members": n_members,
-        "n_identifiable": n_found,
+        "n_identifiable": int((flagged & member).sum()),
         "n_nonmembers_flagged": int((flagged & ~member).sum()),
         "chance_expected": alpha * n_members,
-        "chance_p_value": p,
+        "tpr_ci95": ci,
+        "above_chance": None if ci is None else bool(ci[0] > alpha),
         "flagged": flagged,
     }
 
 
 def headline(found: dict) -> str:
+    """The one-model sentence: "N of your M audited training records are identifiable at 1% FPR", and chance."""
     if not found:
         return "no attack ran on the target"
     n, m, a = found["n_identifiable"], found["n_members"], found["fpr"]
-    chance = found["chance_expected"]
-    verdict = ("more than chance explains" if found["chance_p_value"] < 0.05
-               else "no more than an attack unrelated to membership would flag")
-    return (f"{n} of your {m} audited training records are identifiable at {a:.0%} FPR ({found['attack']}); "
-            f"by chance about {chance:.1f} would be (p = {found['chance_p_value']:.2g}): {verdict}")
+    text = (f"{n} of your {m} audited training records are identifiable at {a:.0%} FPR ({found['attack']}); "
+            f"an attack unrelated to membership would flag about {found['chance_expected']:.0f}")
+    if found["above_chance"] is None:
+        return text + " (no bootstrap: audit.bootstrap = 0)"
+    lo, hi = found["tpr_ci95"]
+    verdict = "more than chance explains" if found["above_chance"] else "not distinguishable from chance"
+    return text + f": {verdict} (TPR 95% interval {lo:.1%}–{hi:.1%} vs {a:.0%})"
 
 
 def write_vulnerable_records(path: Path, records: TargetRecords, scores: np.ndarray, found: dict,
