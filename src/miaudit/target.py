@@ -499,7 +499,7 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
             if defences is not None:
                 results["defences"] = defences
             write_json(rd.results, results)
-            write_text(rd.root / "summary.txt", format_target_summary(results))
+            write_text(rd.root / "summary.txt", format_summary(results))
             if found:
                 write_vulnerable_records(rd.root / "vulnerable_records.csv", records,
                                          attack_run.scores[found["attack"]][0], found,
@@ -513,24 +513,6 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
 
         try_write_report(rd.root)
     return results
-
-
-def format_target_summary(results: dict) -> str:
-    """The pool summary table, headed by the one-model lines: the headline and the accuracy comparison."""
-    from miaudit.report.format import pct
-    from miaudit.report.summary import format_summary
-
-    tgt = results["target"]
-    acc = tgt["accuracy"]
-    lines = [tgt["headline"]]
-    line = (f"target: train acc {pct(acc['target'].get('train_acc'))}, test acc {pct(acc['target'].get('test_acc'))}")
-    if "references" in acc:
-        r = acc["references"]
-        line += (f"; {tgt['n_references']} references ({tgt['references']}): train acc {pct(r.get('train_acc'))}, "
-                 f"test acc {pct(r.get('test_acc'))}")
-    lines.append(line)
-    lines.extend(f"warning: {w}" for w in tgt.get("accuracy_warnings", []))
-    return "\n".join(lines) + "\n" + format_summary(results)
 
 
 def resolve_target_paths(raw: dict, base: Path) -> None:
