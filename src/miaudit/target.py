@@ -455,8 +455,13 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
         with timer("attacks", progress):
             attack_run = run_attacks(signals, audit_cfg, seed=config.seed, scores_dir=rd.scores, progress=progress)
 
-        defences = None
-        if config.defences:
+        defences, skipped_defences = None, None
+        if config.defences and t.references == "offline":
+            # the defence evaluation fits each model's transform on its IN audited records; offline
+            # references hold none (they trained on population records), so their transforms would be empty
+            skipped_defences = ("inference-time defences not evaluated with references: offline (the references "
+                                "trained on population records, which the defence evaluation cannot fit on); use online")
+        elif config.defences:
             with timer("defences", progress):
                 from miaudit.defences.evaluate import evaluate_defences
 
@@ -498,6 +503,8 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
                                            "(same features and label): dropped from the non-members")
             if defences is not None:
                 results["defences"] = defences
+            if skipped_defences:
+                results["warnings"].append(skipped_defences)
             write_json(rd.results, results)
             write_text(rd.root / "summary.txt", format_summary(results))
             if found:
