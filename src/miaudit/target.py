@@ -497,14 +497,16 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
                 "accuracy_warnings": acc_warnings,
                 "identifiable": {k: v for k, v in found.items() if k != "flagged"},
                 "headline": headline(found),
+                "notes": [],  # what the summary says besides the tables (also in warnings)
             }
             if records.n_duplicates:
-                results["warnings"].append(f"{records.n_duplicates} non-member record(s) are exact duplicates of members "
+                results["target"]["notes"].append(f"{records.n_duplicates} non-member record(s) are exact duplicates of members "
                                            "(same features and label): dropped from the non-members")
             if defences is not None:
                 results["defences"] = defences
             if skipped_defences:
-                results["warnings"].append(skipped_defences)
+                results["target"]["notes"].append(skipped_defences)
+            results["warnings"] += results["target"]["notes"]
             write_json(rd.results, results)
             write_text(rd.root / "summary.txt", format_summary(results))
             if found:

@@ -84,4 +84,5 @@ def format_target(target: dict) -> list[str]:
         line += "; no references (references: none)"
     lines.append(line)
     lines += [f"warning: {w}" for w in target.get("accuracy_warnings", [])]
+    lines += [f"note: {n}" for n in target.get("notes", [])]
     return lines
