@@ -14,7 +14,6 @@ audited with each ``references`` mode. Printed per mode, from the run's ``timing
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -50,13 +49,13 @@ def make_files(d: Path, n_members: int, n_non: int, features: int, classes: int,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = C.parser(__doc__.splitlines()[0])
     ap.add_argument("--members", type=int, default=5000)
     ap.add_argument("--non-members", type=int, default=15000)
     ap.add_argument("--refs", type=int, default=8)
     ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--quick", action="store_true", help="1,000 members, 4 references, 5 epochs")
-    args = ap.parse_args()
+    args = ap.parse_args()  # --quick: 1,000 members, 4 references, 5 epochs
+    C.setup_threads(args.threads)
     if args.quick:
         args.members, args.non_members, args.refs, args.epochs = 1000, 3000, 4, 5
 
@@ -64,7 +63,7 @@ def main() -> None:
     from miaudit.runner import run_audit
 
     features, classes = 600, 100
-    report = {"machine": C.machine_info(), "args": vars(args), "modes": {}}
+    report: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "modes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         d = make_files(Path(tmp), args.members, args.non_members, features, classes, args.epochs)
         n_audit = 2 * args.members
@@ -101,7 +100,7 @@ def main() -> None:
                   f"query refs {row['reference_queries_s']:5.1f} s  query target {row['target_queries_s']:5.2f} s  "
                   f"attacks {row['attacks_s']:5.1f} s (qmia {row['qmia_s'] or 0:.1f} s)  total {wall:6.1f} s  "
                   f"best {row['best']} TPR@1% {row['tpr_at_1pct']:.1%}", flush=True)
-    print(json.dumps(report["machine"]))
+    print(f"written {C.save_result('bench_target', report, args.out, quick=args.quick)}")
 
 
 if __name__ == "__main__":

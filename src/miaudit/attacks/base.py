@@ -126,6 +126,8 @@ def make_input(
     population_logits : (M, A, P, C) float, optional
     target_logits, target_population_logits : (A, N, C), (A, P, C), optional: the target's
         outputs when they are not ``logits[target]`` (a defended target, undefended references)
+    features, population_features : (N, ...), (P, ...), optional: the records themselves, for
+        attacks that model a record's features (qmia); None where only outputs are known
     """
     m = logits.shape[0]
     if not 0 <= target < m:
