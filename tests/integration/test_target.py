@@ -273,3 +273,19 @@ def test_duplicates_between_the_files_are_reported_and_dropped(files, tmp_path) 
     row = int(audited[i].split(":")[1])
     with np.load(files["members"]) as m:
         np.testing.assert_array_equal(rec.dataset.x[rec.splits.audit[i]], m["x"][row])
+
+
+def test_target_architecture_may_differ_from_the_references(files, tmp_path) -> None:
+    """``target.model`` builds the target; ``model`` stays the references' architecture."""
+    from miaudit.target import TargetError, load_target
+
+    narrow = build_model("mlp", {"hidden": [32]}, (N_FEATURES,), N_CLASSES)
+    save_weights(tmp_path / "narrow.safetensors", narrow.state_dict())
+    o = target_overrides(files, tmp_path / "narrow.safetensors")
+    cfg = load_config(None, [*o, "target.model.name=mlp", "target.model.params.hidden=[32]"])
+    assert cfg.model.params["hidden"] == [64]
+    x = torch.randn(3, N_FEATURES)
+    with torch.no_grad():
+        assert torch.equal(load_target(cfg, (N_FEATURES,), N_CLASSES)(x), narrow(x))
+    with pytest.raises(TargetError, match="'body.1.weight' has shape"):
+        load_target(load_config(None, o), (N_FEATURES,), N_CLASSES)
