@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from miaudit import failpoints
-from miaudit.audit import run_attacks, utility
+from miaudit.audit import default_attacks, run_attacks, utility
 from miaudit.config import RunConfig
 from miaudit.data import Dataset, Splits, load_dataset, make_splits
 from miaudit.executors import make_executor, release_context
@@ -123,8 +123,10 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
         executor.close()
         release_context()
 
-    # the records themselves, for attacks that model features (qmia)
-    signals = dataclasses.replace(signals, features=dataset.x[splits.audit], population_features=dataset.x[splits.population])
+    names = config.audit.attacks if config.audit.attacks is not None else default_attacks(signals.is_image)
+    if "qmia" in names:  # it models the records' features
+        signals = dataclasses.replace(signals, features=dataset.x[splits.audit],
+                                      population_features=dataset.x[splits.population])
     with timer("attacks", progress):
         attack_run = run_attacks(signals, config.audit, seed=config.seed, scores_dir=rd.scores, progress=progress)
     failpoints.hit("after-attacks")
