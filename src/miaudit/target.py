@@ -286,7 +286,7 @@ def target_attacks(config: RunConfig, is_image: bool) -> list[str]:
         return list(config.audit.attacks)
     allowed = {"online": {"none", "offline", "online"}, "offline": {"none", "offline"}, "none": {"none"}}
     mode = config.target.references if config.target else "online"
-    return [n for n in default_attacks(is_image) if ATTACKS.get(n).knowledge in allowed[mode]
+    return [n for n in default_attacks(is_image, opt_in=True) if ATTACKS.get(n).knowledge in allowed[mode]
             and not (mode == "none" and n == "calibrated-loss")]
 
 

@@ -163,7 +163,8 @@ def test_agrees_with_pool_mode(tmp_path) -> None:
     pool_dir = tmp_path / "pool"
     # a pool of 6: member 0's 5 references hold 2 or 3 IN models per record; the target audit's 4 hold 2 and 2
     pool = run_audit(load_config(None, [*data, *common, "pool.n_models=6", "audit.targets=[0]",
-                                        "audit.attacks=[lira-online-fixed]"]), pool_dir)
+                                        "audit.attacks=[lira-online-fixed,qmia]"]), pool_dir)
+    assert "qmia" not in pool["skipped_attacks"] and 0.5 < pool["attacks"]["qmia"]["auc"] < 1  # opt-in in pool runs
     cfg = load_config(None, [*data, *common])
     ds = load_dataset(cfg.data.name, cfg.data.params, None, 0)
     with np.load(pool_dir / "splits.npz") as z:

@@ -165,6 +165,8 @@ class AttackSpec:
     #: attacker knowledge, for tables: "none" (population only), "offline" (OUT refs), "online" (IN+OUT refs)
     knowledge: str = "none"
     images_only: bool = False
+    #: run by default in pool runs (``audit.attacks: null``); opt-in attacks are named in ``audit.attacks``
+    pool_default: bool = True
 
     def __call__(self, inp: AttackInput, params: dict | None = None) -> np.ndarray:
         p = self.params.model_validate(params or {})
@@ -190,6 +192,7 @@ def register_attack(
     params: type[BaseModel] = NoAttackParams,
     knowledge: str = "none",
     images_only: bool = False,
+    pool_default: bool = True,
 ) -> Callable[[AttackFn], AttackFn]:
     """Register ``fn(inp: AttackInput, **params) -> (N,) float64`` under ``name``."""
 
@@ -197,7 +200,8 @@ def register_attack(
         ATTACKS.add(
             name,
             AttackSpec(
-                name=name, fn=fn, params=params, description=description, knowledge=knowledge, images_only=images_only
+                name=name, fn=fn, params=params, description=description, knowledge=knowledge, images_only=images_only,
+                pool_default=pool_default,
             ),
         )
         return fn

@@ -5,6 +5,7 @@ label, a high quantile q̂(x, y) of the target's score on non-members. A record 
 above its own predicted quantile is flagged; the membership score is the margin s − q̂, so the
 ROC over thresholds on the margin gives every operating point. It needs no reference model, only
 the target and the population, which makes it the strong attack with ``references: none``.
+A target audit runs it by default; a pool run when ``audit.attacks`` names it.
 
 Choices (the paper fits a deep quantile network on images; this is its small-data form):
 
@@ -94,6 +95,9 @@ def qmia_scores(
     "(Bertran et al. 2023)",
     params=QmiaParams,
     knowledge="none",
+    # opt-in for pools (audit.attacks: [..., qmia]): by default it ran first by TPR@1% on the tiny test pool
+    # and, being calibrated per record, made the vulnerability analysis pick a less outlier-driven set
+    pool_default=False,
 )
 def qmia_attack(inp: AttackInput, quantile: float, pca_components: int, max_iter: int, max_leaf_nodes: int) -> np.ndarray:
     pop = inp.population
