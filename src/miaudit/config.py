@@ -158,7 +158,7 @@ class PoolConfig(BaseModel):
 class AuditConfig(BaseModel):
     model_config = FORBID
 
-    attacks: list[str] | None = Field(None, description="attacks to run; default: all the pool supports")
+    attacks: list[str] | None = Field(None, description="attacks to run; default: all the pool supports but opt-in ones (qmia)")
     attack_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-attack options, e.g. {rmia-offline: {gamma: 2}}"
     )

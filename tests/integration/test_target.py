@@ -290,3 +290,15 @@ def test_target_architecture_may_differ_from_the_references(files, tmp_path) -> 
         assert torch.equal(load_target(cfg, (N_FEATURES,), N_CLASSES)(x), narrow(x))
     with pytest.raises(TargetError, match="'body.1.weight' has shape"):
         load_target(load_config(None, o), (N_FEATURES,), N_CLASSES)
+
+
+def test_onnx_without_onnxruntime_says_how_to_install(files, tmp_path, monkeypatch) -> None:
+    import sys
+
+    from miaudit.target import TargetError, load_target
+
+    (tmp_path / "m.onnx").write_bytes(b"not read")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as when the extra is missing
+    cfg = load_config(None, target_overrides(files, tmp_path / "m.onnx"))
+    with pytest.raises(TargetError, match=r"pip install 'miaudit\[onnx\]'"):
+        load_target(cfg, (N_FEATURES,), N_CLASSES)
