@@ -56,7 +56,8 @@ def test_every_attack_meets_the_signature_contract(name, rng):
     logits[:, :, np.arange(n), labels] += 1.5 * in_mask[:, None, :]
     pop = rng.normal(size=(m, 2, p, c)).astype(np.float32)
     pop_labels = rng.integers(0, c, p)
-    kw = dict(population_logits=pop, population_labels=pop_labels, is_image=True, seed=5)
+    kw = dict(population_logits=pop, population_labels=pop_labels, is_image=True, seed=5,
+              features=rng.normal(size=(n, 3)), population_features=rng.normal(size=(p, 3)))  # qmia's inputs
     spec = ATTACKS.get(name)
     try:
         scores = spec(make_input(logits, in_mask, labels, 0, **kw))

@@ -44,9 +44,11 @@ def resolve_targets(targets: int | list[int] | None, n_models: int) -> list[int]
     return list(targets)
 
 
-def default_attacks(is_image: bool) -> list[str]:
-    """Every registered attack the data supports, in registry order."""
-    return [name for name, spec in ATTACKS.items() if is_image or not spec.images_only]
+def default_attacks(is_image: bool, *, opt_in: bool = False) -> list[str]:
+    """Every registered attack the data supports, in registry order (``opt_in``: also those a pool runs
+    only when named in ``audit.attacks``, such as qmia)."""
+    return [name for name, spec in ATTACKS.items()
+            if (is_image or not spec.images_only) and (opt_in or spec.pool_default)]
 
 
 @dataclass
@@ -92,6 +94,7 @@ def _target_inputs(signals: Signals, targets: list[int], seed: int) -> Iterator[
             logits, signals.in_mask, signals.labels, t,
             population_logits=pop, population_labels=signals.population_labels,
             is_image=signals.is_image, seed=seed,
+            features=signals.features, population_features=signals.population_features,
         )
 
 

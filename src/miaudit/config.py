@@ -162,7 +162,7 @@ class PoolConfig(BaseModel):
 class AuditConfig(BaseModel):
     model_config = FORBID
 
-    attacks: list[str] | None = Field(None, description="attacks to run; default: all the pool supports")
+    attacks: list[str] | None = Field(None, description="attacks to run; default: all the pool supports but opt-in ones (qmia)")
     attack_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-attack options, e.g. {rmia-offline: {gamma: 2}}"
     )
@@ -283,6 +283,33 @@ class RuntimeConfig(BaseModel):
     ray_max_retries: int = Field(2, ge=0, description="retries of a failed Ray task before its members are reported")
 
 
+class TargetDataSpec(NamedSpec):
+    """A file of records for ``target.members`` / ``target.non_members``: any registered dataset."""
+
+    data_dir: Path | None = Field(None, description="where the dataset's files are; default: its standard place")
+
+    @model_validator(mode="after")
+    def _check_params(self) -> TargetDataSpec:
+        from miaudit.data import DATASETS
+
+        object.__setattr__(self, "params", _validate_params(DATASETS, self.name, self.params, "name"))
+        return self
+
+
+class TargetConfig(BaseModel):
+    """Audit one model trained outside miaudit (``miaudit.target``; docs/target.md)."""
+
+    model_config = FORBID
+
+    weights: Path = Field(description="the target's weights: .safetensors, a .pt/.pth state_dict, or .onnx")
+    model: ModelConfig | None = Field(None, description="the target's architecture if it differs from `model` (not for .onnx)")
+    members: TargetDataSpec = Field(description="records the target was trained on (a registered dataset)")
+    non_members: TargetDataSpec = Field(description="records it never saw: audited, population, validation, test")
+    references: Literal["online", "offline", "none"] = Field(
+        "online", description="online: balanced pool over the audited records; offline: population only; none"
+    )
+
+
 class RunConfig(BaseModel):
     """One audit run: data, model, training recipe, pool, attacks, analysis."""
 
@@ -303,6 +330,7 @@ class RunConfig(BaseModel):
     defences: list[DefenceConfig] = Field(
         default_factory=list, description="inference-time defences evaluated on the pool, e.g. [logit-reweighting]"
     )
+    target: TargetConfig | None = Field(None, description="audit this one model instead of the pool (docs/target.md)")
 
     @model_validator(mode="before")
     @classmethod
@@ -342,6 +370,8 @@ class RunConfig(BaseModel):
         if not d["train"]["recipes"]:
             del d["train"]["recipes"]  # runs without recipes keep the fingerprint they had before recipes existed
         del d["data"]["planted"]  # ground truth for the analysis only: it trains nothing
+        if self.target is not None:  # the references' data; not the target's weights (new weights reuse them)
+            d["target"] = self.target.model_dump(mode="json", include={"members", "non_members", "references"})
         return fingerprint(d)
 
     def to_yaml(self) -> str:
@@ -478,4 +508,8 @@ def load_config(path: Path | str | None = None, overrides: list[str] | None = No
         # file plugins relative to the config file (or the working directory), stored absolute
         base = Path(path).resolve().parent if path is not None else Path.cwd()
         raw["plugins"] = resolve_plugin_paths(raw["plugins"], base)
+    if path is not None and isinstance(raw.get("target"), dict):
+        from miaudit.target import resolve_target_paths
+
+        resolve_target_paths(raw, Path(path).resolve().parent)  # relative to the config file, as plugins
     return validate_config(raw, source=str(path) if path is not None else "config")

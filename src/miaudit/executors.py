@@ -130,6 +130,10 @@ class MemberContext:
 
         if self.dataset is None or self.splits is None:
             self.dataset, self.splits = split_data(self.config)
+        if self.inputs is None and self.config.target is not None:  # the references of a target audit
+            from miaudit.target import reference_inputs
+
+            self.inputs = reference_inputs(self.config, self.dataset, self.splits)
         if self.inputs is None:
             in_mask = membership_design(self.config.pool.n_models, len(self.splits.audit), self.config.seed)
             self.inputs = PoolInputs.build(self.config, self.dataset, self.splits, in_mask)

@@ -7,6 +7,7 @@ Every stage reuses what a previous, interrupted run of the same configuration fi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from miaudit import failpoints
-from miaudit.audit import run_attacks, utility
+from miaudit.audit import default_attacks, run_attacks, utility
 from miaudit.config import RunConfig
 from miaudit.data import Dataset, Splits, load_dataset, make_splits
 from miaudit.executors import make_executor, release_context
@@ -54,6 +55,11 @@ class StageTimer:
 
 def split_data(config: RunConfig) -> tuple[Dataset, Splits]:
     """Load the configured dataset and draw its four disjoint splits from the run seed."""
+    if config.target is not None:  # target mode: members and non-members files (miaudit.target)
+        from miaudit.target import target_records
+
+        records = target_records(config)
+        return records.dataset, records.splits
     d = config.data
     dataset = load_dataset(d.name, d.params, d.data_dir, config.seed)
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x5_9117]))
@@ -69,6 +75,10 @@ def run_audit(
 
     Returns the content of ``results.json``.
     """
+    if config.target is not None:  # one model trained outside miaudit (miaudit.target)
+        from miaudit.target import run_target_audit
+
+        return run_target_audit(config, out, force=force, progress=progress)
     progress = progress or NullProgress()
     timer = StageTimer()
     with timer("data", progress):  # bad data or splits fail here, before the run directory is touched
@@ -113,6 +123,10 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
         executor.close()
         release_context()
 
+    names = config.audit.attacks if config.audit.attacks is not None else default_attacks(signals.is_image)
+    if "qmia" in names:  # it models the records' features
+        signals = dataclasses.replace(signals, features=dataset.x[splits.audit],
+                                      population_features=dataset.x[splits.population])
     with timer("attacks", progress):
         attack_run = run_attacks(signals, config.audit, seed=config.seed, scores_dir=rd.scores, progress=progress)
         from miaudit.signals import queries_mismatch

@@ -46,6 +46,9 @@ class Signals:
     test_logits: np.ndarray | None = None  # (M, 1, T, C)
     test_labels: np.ndarray | None = None  # (T,)
     is_image: bool = False
+    #: the records themselves, for attacks that model a record's features (qmia); not cached
+    features: np.ndarray | None = None  # (N, ...) audited records
+    population_features: np.ndarray | None = None  # (P, ...)
 
     @property
     def n_models(self) -> int:

@@ -10,7 +10,7 @@ import numpy as np
 
 from miaudit.attacks.base import ATTACKS, AttackInput, AttackSpec, NotApplicable, PopSignals, make_input, register_attack
 
-from miaudit.attacks import label_only, lira, rmia, shokri, threshold  # noqa: F401  isort: skip
+from miaudit.attacks import label_only, lira, qmia, rmia, shokri, threshold  # noqa: F401  isort: skip
 from miaudit.attacks.label_only import label_only_augment, label_only_gap  # noqa: E402
 from miaudit.attacks.lira import lira_offline, lira_online  # noqa: E402
 from miaudit.attacks.rmia import rmia_offline, rmia_online  # noqa: E402

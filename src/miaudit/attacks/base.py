@@ -43,7 +43,9 @@ def reference_sets(
     (IN set, OUT set) is a uniformly random disjoint pair of that size whichever the target's
     membership (the design is a random permutation per record), so even references that differ
     in calibration cannot leak it. With independent inclusion (Bernoulli(½) per model and
-    record) the references' counts are independent of the target's membership already.
+    record) the references' counts are independent of the target's membership already. A record
+    with no reference on one side keeps the other whole (offline references, which never trained
+    on the audited records; in a balanced pool of M ≥ 4 both sides are never empty).
 
     Parameters
     ----------
@@ -56,7 +58,10 @@ def reference_sets(
     refs_in, refs_out : (R, N) bool, subsets of the inputs with equal counts per record
     """
     r_in, r_out = np.array(refs_in, dtype=bool), np.array(refs_out, dtype=bool)
-    k = np.minimum(r_in.sum(axis=0), r_out.sum(axis=0))  # (N,)
+    n_in, n_out = r_in.sum(axis=0), r_out.sum(axis=0)  # (N,)
+    # a record with no reference on one side keeps the other side whole: references that never
+    # hold the audited records (offline references of an external target) say nothing of its membership
+    k = np.where((n_in == 0) | (n_out == 0), np.maximum(n_in, n_out), np.minimum(n_in, n_out))
     keys = rng.random(r_in.shape)  # (R, N): a random order of the references per record
     for side in (r_in, r_out):
         # rank of each member of the side in the random order; keep the first k per record
@@ -106,6 +111,7 @@ class PopSignals(_TargetView):
     labels: np.ndarray  # (P,)
     #: the target's outputs when they differ from ``pool[target_index]`` (a defended target)
     target_override: np.ndarray | None = None  # (A, P, C)
+    features: np.ndarray | None = None  # (P, ...) the population records themselves (qmia)
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +141,8 @@ class AttackInput(_TargetView):
     #: (R, N) bool: references used as OUT for each record; disjoint from ``refs_in``. None
     #: (only when built by hand) = every reference not in ``refs_in``
     refs_out: np.ndarray | None = None
+    #: the audited records themselves (N, ...), for attacks that model features (qmia); None when unknown
+    features: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.refs_out is None:
@@ -161,6 +169,8 @@ def make_input(
     seed: int = 0,
     target_logits: np.ndarray | None = None,
     target_population_logits: np.ndarray | None = None,
+    features: np.ndarray | None = None,
+    population_features: np.ndarray | None = None,
 ) -> AttackInput:
     """Split pool signals into the target's view and its references' (target's membership withheld).
 
@@ -174,6 +184,8 @@ def make_input(
     population_logits : (M, A, P, C) float, optional
     target_logits, target_population_logits : (A, N, C), (A, P, C), optional: the target's
         outputs when they are not ``logits[target]`` (a defended target, undefended references)
+    features, population_features : (N, ...), (P, ...), optional: the records themselves, for
+        attacks that model a record's features (qmia); None where only outputs are known
     """
     m = logits.shape[0]
     if not 0 <= target < m:
@@ -183,7 +195,7 @@ def make_input(
     pop = None
     if population_logits is not None and population_labels is not None and population_logits.shape[2] > 0:
         pop = PopSignals(pool=population_logits, target_index=target, labels=np.asarray(population_labels),
-                         target_override=target_population_logits)
+                         target_override=target_population_logits, features=population_features)
     return AttackInput(
         pool=logits,
         target_index=target,
@@ -194,6 +206,7 @@ def make_input(
         seed=seed,
         target_override=target_logits,
         refs_out=refs_out,
+        features=features,
     )
 
 
@@ -213,6 +226,8 @@ class AttackSpec:
     #: attacker knowledge, for tables: "none" (population only), "offline" (OUT refs), "online" (IN+OUT refs)
     knowledge: str = "none"
     images_only: bool = False
+    #: run by default in pool runs (``audit.attacks: null``); opt-in attacks are named in ``audit.attacks``
+    pool_default: bool = True
 
     def __call__(self, inp: AttackInput, params: dict | None = None) -> np.ndarray:
         return self.run(inp, params)[0]
@@ -249,6 +264,7 @@ def register_attack(
     params: type[BaseModel] = NoAttackParams,
     knowledge: str = "none",
     images_only: bool = False,
+    pool_default: bool = True,
 ) -> Callable[[AttackFn], AttackFn]:
     """Register ``fn(inp: AttackInput, **params) -> (N,) float64`` under ``name``."""
 
@@ -256,7 +272,8 @@ def register_attack(
         ATTACKS.add(
             name,
             AttackSpec(
-                name=name, fn=fn, params=params, description=description, knowledge=knowledge, images_only=images_only
+                name=name, fn=fn, params=params, description=description, knowledge=knowledge, images_only=images_only,
+                pool_default=pool_default,
             ),
         )
         return fn

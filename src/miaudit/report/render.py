@@ -657,9 +657,10 @@ def build_context(run_dir: Path | str) -> dict:
         sections.append(("defences", "Defences"))
     return {
         "kind": "run",
-        "title": f"Membership-inference audit: {data.get('name', 'model')}",
+        "title": f"Membership-inference audit: {'your model' if results.get('target') else data.get('name', 'model')}",
         "run_name": root.resolve().name,
-        "subtitle": _subtitle(results, config),
+        # one model trained outside miaudit (miaudit.target): its one-line finding with the chance control first
+        "subtitle": " · ".join(filter(None, [(results.get("target") or {}).get("headline"), _subtitle(results, config)])),
         "version": (results.get("versions") or {}).get("miaudit", ""),
         "toc": [{"id": i, "title": t, "n": n} for n, (i, t) in enumerate(sections, 1)],
         "num": {i: n for n, (i, _) in enumerate(sections, 1)},

@@ -55,6 +55,9 @@ def format_summary(results: dict) -> str:
     data = results.get("data", {})
     pool = results.get("pool", {})
     util = results.get("utility", {})
+    if results.get("target"):  # one model trained outside miaudit: its own lines instead of the pool's
+        lines += format_target(results["target"])
+        data = util = {}
     if data:
         lines.append(
             f"dataset {data.get('name')}: {data.get('n_records')} records, {data.get('n_classes')} classes; "
@@ -107,3 +110,24 @@ def format_summary(results: dict) -> str:
 
         lines += format_vulnerability(results["vulnerability"])
     return "\n".join(lines) + "\n"
+
+
+def format_target(target: dict) -> list[str]:
+    """The one-model lines of a target audit (``miaudit.target``): the headline with its chance
+    control, the target's accuracy beside the references', and plain warnings when they differ."""
+    acc = target["accuracy"]
+    mem, non = target["members"], target["non_members"]
+    lines = [target["headline"],
+             f"audited: {mem['n_audited']} of {mem['n_records']} members, {non['n_audited']} of {non['n_records']} "
+             f"non-members ({non['duplicates_dropped']} duplicates of members dropped)"]
+    line = f"your model: train acc {pct(acc['target'].get('train_acc'))}, test acc {pct(acc['target'].get('test_acc'))}"
+    if "references" in acc:
+        r = acc["references"]
+        line += (f"; {target['n_references']} references ({target['references']}): train acc "
+                 f"{pct(r.get('train_acc'))}, test acc {pct(r.get('test_acc'))}")
+    else:
+        line += "; no references (references: none)"
+    lines.append(line)
+    lines += [f"warning: {w}" for w in target.get("accuracy_warnings", [])]
+    lines += [f"note: {n}" for n in target.get("notes", [])]
+    return lines
