@@ -52,9 +52,11 @@ def _pool(m: int, seed: int, heterogeneous: bool):
 def test_every_attack_scores_chance_on_a_null_pool(m, heterogeneous):
     logits, in_mask, labels, pop, pop_labels = _pool(m, 100 + m, heterogeneous)
     ran, failures = set(), []
+    frng = np.random.default_rng(m)  # records' features, independent of membership like everything else
+    feats, pop_feats = frng.normal(size=(N, 4)), frng.normal(size=(P, 4))
     for t in range(m):
         inp = make_input(logits, in_mask, labels, t, population_logits=pop, population_labels=pop_labels,
-                         is_image=True, seed=7)
+                         is_image=True, seed=7, features=feats, population_features=pop_feats)  # feats: qmia's inputs
         member = in_mask[t]
         for name, spec in ATTACKS.items():
             try:
