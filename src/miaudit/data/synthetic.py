@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from miaudit.data.base import Dataset, register_dataset
+from miaudit.data.base import MAX_CLASSES, Dataset, register_dataset
 
 PLANTED_KINDS = ("mislabelled", "rare-subcluster", "heavy-noise")
 
@@ -29,9 +29,9 @@ PLANTED_KINDS = ("mislabelled", "rare-subcluster", "heavy-noise")
 class SyntheticPurchaseParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n_records: int = Field(31_000, gt=0, description="records generated (must cover all four splits)")
-    n_features: int = Field(600, gt=0, description="binary features, as Purchase100")
-    n_classes: int = Field(100, ge=2, description="classes, as Purchase100")
+    n_records: int = Field(31_000, gt=0, le=100_000_000, description="records generated (must cover all four splits)")
+    n_features: int = Field(600, gt=0, le=1_000_000, description="binary features, as Purchase100")
+    n_classes: int = Field(100, ge=2, le=MAX_CLASSES, description="classes, as Purchase100")
     n_parents: int = Field(20, ge=1, description="parent bit vectors; classes sharing one overlap")
     density: float = Field(0.2, gt=0, lt=1, description="share of ones in a parent vector")
     class_flip: float = Field(0.01, ge=0, lt=0.5, description="bits flipped from parent to class prototype")
