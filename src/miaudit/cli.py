@@ -305,19 +305,19 @@ def _held_warnings() -> Iterator[None]:
     held, handlers = _Held(), root.handlers[:]
     root.handlers = [held]
     failed = False
-    with warnings.catch_warnings(record=True) as caught:
-        try:
+    try:
+        with warnings.catch_warnings(record=True) as caught:
             yield
-        except BaseException as exc:
-            failed = isinstance(exc, _ONE_LINE_ENDINGS) and not _STATE["debug"]
-            raise
-        finally:
-            root.handlers = handlers
-            if not failed:
-                for record in held.records:
-                    root.handle(record)
-                for w in caught:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+    except BaseException as exc:
+        failed = isinstance(exc, _ONE_LINE_ENDINGS) and not _STATE["debug"]
+        raise
+    finally:
+        root.handlers = handlers
+        if not failed:  # outside catch_warnings: shown, not recorded again
+            for record in held.records:
+                root.handle(record)
+            for w in caught:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
 
 
 def main(argv: list[str] | None = None) -> int:
