@@ -125,8 +125,9 @@ def validate_signals(arrays: dict[str, np.ndarray]) -> Signals:
     for k, row in enumerate(in_mask):
         if row.all() or not row.any():
             what = "every record is IN (no non-members)" if row.all() else "no record is IN (no members)"
+            need = f", so needs at least 2 records (N = {n})" if n < 2 else ""
             raise DataError(f"in_mask: row {k}: {what}; every model needs members and non-members to be "
-                            f"scored, so needs at least 2 records (N = {n})")
+                            f"scored{need}")
     counts = in_mask.sum(axis=0)
     if not (counts == counts[0]).all() or 2 * int(counts[0]) != m:
         msg = (
