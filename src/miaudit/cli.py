@@ -283,7 +283,7 @@ _USAGE_ERRORS = (typer.TyperException,)
 _USER_OS_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG)
 
 #: how a command ends that prints one line instead of what it warned about on the way
-_ONE_LINE_ENDINGS = (UserError, KeyboardInterrupt, typer.Abort, typer.TyperException, OSError)
+_ONE_LINE_ENDINGS = (UserError, KeyboardInterrupt, typer.Abort, typer.TyperException, OSError, MemoryError)
 
 
 class _Held(logging.Handler):
@@ -345,6 +345,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         message = " ".join(str(exc).split())  # always one line
         err_console.print(f"miaudit: error: {message}", markup=False, soft_wrap=True)
+        return 2
+    except MemoryError:
+        if _STATE["debug"]:
+            traceback.print_exc()
+        err_console.print("miaudit: error: out of memory; use fewer records, models or classes (or a larger machine)",
+                          markup=False, soft_wrap=True)
         return 2
     except OSError as exc:
         if exc.errno not in _USER_OS_ERRORS:

@@ -364,6 +364,8 @@ ROUND2_CONFIG = {
     "fprs-empty": (["audit.fprs=[]"], ["audit.fprs", "at least 1"]),
     "priors-empty": (["audit.priors=[]"], ["audit.priors", "at least 1"]),
     "targets-duplicate": (["audit.targets=[0,0,0]"], ["audit.targets", "model 0 is listed more than once"]),
+    "synthetic-too-big": (["data.params.n_records=100000000", "data.params.n_features=1000"],
+                          ["data.params", "8 GiB"]),
     "bootstrap-huge": (["audit.bootstrap=1000000000000"], ["audit.bootstrap"]),
     "set-nested-5000": (["analysis.x=" + "[" * 5_000 + "]" * 5_000], ["nested"]),
     "set-key-deep": ([".".join(["a"] * 100) + "=1"], ["nested"]),

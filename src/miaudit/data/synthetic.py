@@ -19,11 +19,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from miaudit.data.base import MAX_CLASSES, Dataset, register_dataset
 
 PLANTED_KINDS = ("mislabelled", "rare-subcluster", "heavy-noise")
+
+
+#: largest generated matrix, in cells
+MAX_CELLS = 2**31
 
 
 class SyntheticPurchaseParams(BaseModel):
@@ -39,6 +43,14 @@ class SyntheticPurchaseParams(BaseModel):
     planted_fraction: float = Field(0.02, ge=0, le=0.5, description="share of records planted atypical")
     heavy_flip: float = Field(0.35, ge=0, le=0.5, description="bit-flip rate of heavy-noise records")
     subcluster_size: int = Field(4, ge=1, description="records per rare sub-cluster")
+
+    @model_validator(mode="after")
+    def _fits(self) -> SyntheticPurchaseParams:
+        # checked before anything is allocated: the records are one float32 (n_records, n_features) matrix
+        if self.n_records * self.n_features > MAX_CELLS:
+            raise ValueError(f"n_records × n_features = {self.n_records * self.n_features:,} cells, over the "
+                             f"{MAX_CELLS:,} (8 GiB of float32) this generator builds in memory")
+        return self
 
 
 def _flip(bits: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
