@@ -74,8 +74,11 @@ def _record_artefact(path: Path) -> None:
     for _ in range(_ARTEFACT_DEPTH):
         lst = d / ARTEFACTS
         if lst.is_file():
-            with open(lst, "a", encoding="utf-8") as fh:  # O_APPEND: one short line per write, workers too
-                fh.write(f"{path.relative_to(d).as_posix()}\n")
+            line = f"{path.relative_to(d).as_posix()}\n"
+            with open(lst, "a+", encoding="utf-8") as fh:  # O_APPEND: one short line per write, workers too
+                fh.seek(0)
+                if line not in fh.read().splitlines(keepends=True):  # a rewrite leaves the list as it was
+                    fh.write(line)
             return
         if d.parent == d:
             return
