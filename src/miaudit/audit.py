@@ -224,8 +224,8 @@ def _below_chance(res: dict) -> str | None:
 
 def _prepare_audit_dir(root: Path, fingerprint: str, *, force: bool) -> None:
     """Create or reopen ``root`` for an audit of the signals with ``fingerprint``; refuse another run's directory."""
-    from miaudit.io import read_json
-    from miaudit.rundir import MANIFEST, clear_run_dir
+    from miaudit.io import ARTEFACTS, read_json, start_artefact_list
+    from miaudit.rundir import MANIFEST, clear_run_dir, describe_removal
 
     manifest = root / MANIFEST
     if root.exists() and not root.is_dir():
@@ -235,13 +235,15 @@ def _prepare_audit_dir(root: Path, fingerprint: str, *, force: bool) -> None:
             if read_json(manifest).get("pool_fingerprint") != fingerprint:
                 if not force:
                     raise RunDirError(
-                        f"{root} holds another run or the audit of other signals; use another --out, or --force to replace it"
+                        f"{root} holds another run or the audit of other signals; use another --out, "
+                        f"or --force to {describe_removal(root)} and replace it"
                     )
                 clear_run_dir(root)
-        elif any(p.name != ".lock" for p in root.iterdir()):
+        elif any(p.name not in (".lock", ARTEFACTS) for p in root.iterdir()):
             raise RunDirError(f"--out {root}: directory is not empty and is not a miaudit run; choose another --out")
     try:
         root.mkdir(parents=True, exist_ok=True)
+        start_artefact_list(root)
     except OSError as exc:
         raise RunDirError(f"--out {root}: cannot create it ({exc.strerror or exc})") from None
 

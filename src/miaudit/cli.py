@@ -129,13 +129,15 @@ def analyze(
     set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override an analysis key, e.g. analysis.alpha=0.001")] = None,
     compare: Annotated[Optional[list[Path]], typer.Option("--compare", "-c", help="another run (e.g. another seed) for the stability of the vulnerable set; repeatable")] = None,
     quiet: QuietOpt = False,
+    allow_plugins: Annotated[bool, typer.Option("--allow-plugins", help="import the plugins the run's config names (runs their code)")] = False,
 ) -> None:
     """(Re)run the vulnerability analysis of a finished run: which records leak, and why."""
+    from miaudit.plugins import allow_run_dir_plugins
     from miaudit.report.summary import format_summary
     from miaudit.vulnerability import reanalyze_run
 
     _STATE["quiet"] = quiet
-    with _progress() as progress:
+    with allow_run_dir_plugins(allow_plugins), _progress() as progress:
         results = reanalyze_run(run_dir, set_ or [], compare or [], progress=progress)
     from miaudit.report.render import try_write_report
 
@@ -277,8 +279,45 @@ _EXIT = (typer.Exit,)
 _ABORT = (typer.Abort,)
 _USAGE_ERRORS = (typer.TyperException,)
 
-#: OS errors the user fixes (free space, permissions), reported like a UserError
-_USER_OS_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
+#: OS errors the user fixes (free space, permissions, a name too long), reported like a UserError
+_USER_OS_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG)
+
+#: how a command ends that prints one line instead of what it warned about on the way
+_ONE_LINE_ENDINGS = (UserError, KeyboardInterrupt, typer.Abort, typer.TyperException, OSError, MemoryError)
+
+
+class _Held(logging.Handler):
+    """Log records held back while a command runs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _held_warnings() -> Iterator[None]:
+    """Hold back warnings (Python's and logged ones) until the command ends: shown after a success,
+    dropped when it ends in a user error, whose one line says what matters (``--debug`` shows all)."""
+    root = logging.getLogger()
+    held, handlers = _Held(), root.handlers[:]
+    root.handlers = [held]
+    failed = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield
+    except BaseException as exc:
+        failed = isinstance(exc, _ONE_LINE_ENDINGS) and not _STATE["debug"]
+        raise
+    finally:
+        root.handlers = handlers
+        if not failed:  # outside catch_warnings: shown, not recorded again
+            for record in held.records:
+                root.handle(record)
+            for w in caught:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _STATE["debug"] = "--debug" in args
     try:
-        code = app(args=args, prog_name="miaudit", standalone_mode=False)
+        with _held_warnings():
+            code = app(args=args, prog_name="miaudit", standalone_mode=False)
     except _EXIT as exc:
         return exc.exit_code
     except _USAGE_ERRORS as exc:
@@ -305,6 +345,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         message = " ".join(str(exc).split())  # always one line
         err_console.print(f"miaudit: error: {message}", markup=False, soft_wrap=True)
+        return 2
+    except MemoryError:
+        if _STATE["debug"]:
+            traceback.print_exc()
+        err_console.print("miaudit: error: out of memory; use fewer records, models or classes (or a larger machine)",
+                          markup=False, soft_wrap=True)
         return 2
     except OSError as exc:
         if exc.errno not in _USER_OS_ERRORS:

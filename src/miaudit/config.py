@@ -149,7 +149,7 @@ class TrainConfig(BaseModel):
 class PoolConfig(BaseModel):
     model_config = FORBID
 
-    n_models: int = Field(8, ge=2, description="even: every record is IN for exactly half the models")
+    n_models: int = Field(8, ge=2, le=10_000, description="even: every record is IN for exactly half the models")
 
     @field_validator("n_models")
     @classmethod
@@ -169,16 +169,16 @@ class AuditConfig(BaseModel):
     targets: int | list[int] | None = Field(
         None, description="models that play the target: all (null), the first k (int), or a list of indices"
     )
-    fprs: tuple[float, ...] = Field(DEFAULT_FPRS, description="FPRs at which TPR is reported")
+    fprs: tuple[float, ...] = Field(DEFAULT_FPRS, min_length=1, description="FPRs at which TPR is reported")
     queries: int | None = Field(
-        None, ge=1,
+        None, ge=1, le=1024,
         description="queries per image (identity, flip, shifts; 1 = plain only). null = the training recipe's "
         "augmentation: 2 (identity, flip) with a flipping augmentation recipe, else 1",
     )
     # 200 percentile resamples settle a 95% interval to about ±0.5 points; 0 turns CIs off
-    bootstrap: int = Field(200, ge=0, description="bootstrap resamples for 95% CIs of AUC and TPR@FPR (0 = none)")
+    bootstrap: int = Field(200, ge=0, le=100_000, description="bootstrap resamples for 95% CIs of AUC and TPR@FPR (0 = none)")
     priors: tuple[float, ...] = Field(
-        (0.01, 0.1, 0.5), description="membership priors at which positive predictive value is reported"
+        (0.01, 0.1, 0.5), min_length=1, description="membership priors at which positive predictive value is reported"
     )
 
     @field_validator("priors")
@@ -362,6 +362,10 @@ class RunConfig(BaseModel):
             bad = [i for i in t if not 0 <= i < m]
             if bad or not t:
                 raise ValueError(f"audit.targets: indices must lie in 0..{m - 1}, got {t}")
+            dup = sorted({i for i in t if t.count(i) > 1})
+            if dup:
+                raise ValueError(f"audit.targets: model {dup[0]} is listed more than once (it would count several "
+                                 f"times in every average and interval), got {t}")
         return self
 
     def pool_fingerprint(self) -> str:
@@ -428,7 +432,29 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"--set {key}: value nested too deeply (a config is a few levels of sections)") from None
+    if len(key.split(".")) > MAX_DEPTH:
+        raise ConfigError(f"--set {key}: key nested too deeply (a config is a few levels of sections)")
+    check_depth(value, f"--set {key}")
     return key.split("."), value
+
+
+#: deepest nesting of sections and values a config may have (the deepest real key is ~5 levels)
+MAX_DEPTH = 32
+
+
+def check_depth(value: Any, where: str) -> None:
+    """Refuse YAML nested deeper than ``MAX_DEPTH`` (it would recurse through validation and hashing)."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{where}: nested more than {MAX_DEPTH} levels deep; a config is a few levels of sections")
+        if isinstance(v, dict):
+            stack.extend((c, depth + 1) for c in v.values())
+        elif isinstance(v, list):
+            stack.extend((c, depth + 1) for c in v)
 
 
 def set_key(raw: dict[str, Any], path: list[str], value: Any, *, where: str) -> None:
@@ -458,6 +484,9 @@ class _StrictLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, list | dict | set):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a key must be a name, not a {type(key).__name__}", key_node.start_mark)
             if isinstance(key, str | int | float | bool) and key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} appears twice in one section", key_node.start_mark)
@@ -484,6 +513,9 @@ def read_yaml(path: Path | str) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML{where}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply (a config is a few levels of sections)") from None
+    check_depth(raw, str(path))
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -498,9 +530,18 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
         raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
 
 
-def load_config(path: Path | str | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Defaults, then the YAML file (if any), then ``--set`` overrides; validated as a whole."""
+def load_config(path: Path | str | None = None, overrides: list[str] | None = None, *, from_run_dir: bool = False
+                ) -> RunConfig:
+    """Defaults, then the YAML file (if any), then ``--set`` overrides; validated as a whole.
+
+    ``from_run_dir``: ``path`` is a run directory's config, whose plugins are imported only when allowed
+    (``miaudit.plugins.allow_run_dir_plugins``).
+    """
     raw = read_yaml(path) if path is not None else {}
+    if from_run_dir and path is not None:
+        from miaudit.plugins import check_run_dir_plugins
+
+        check_run_dir_plugins(Path(path), raw.get("plugins"))
     raw = apply_overrides(raw, list(overrides or []))
     if isinstance(raw.get("plugins"), list):
         from miaudit.plugins import resolve_plugin_paths

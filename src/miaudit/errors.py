@@ -28,6 +28,10 @@ class RunDirError(UserError):
     """The run directory cannot be used: not writable, full, or holds a different run."""
 
 
+class TrainingDivergedError(UserError):
+    """A pool member's loss or weights became NaN or infinite (a learning rate too high); finished members are kept."""
+
+
 class MembersFailedError(UserError):
     """Pool members whose tasks kept failing (Ray executor); the finished ones are kept, a rerun retries."""
 

@@ -38,12 +38,14 @@ each sidecar records ``threads`` and, for batched groups, ``trained_with``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -51,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
+from miaudit import failpoints
 from miaudit.config import RunConfig, RuntimeConfig, validate_config
 from miaudit.errors import ConfigError
 from miaudit.progress import NullProgress, Progress
@@ -305,6 +308,7 @@ def _exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
 def _init_worker(threads: int | None, parent_pid: int | None = None) -> None:
     if parent_pid is not None:
         _exit_with_parent(parent_pid)
+    failpoints.hit("worker-start")
     if threads:
         torch.set_num_threads(threads)
     try:
@@ -316,6 +320,22 @@ def _init_worker(threads: int | None, parent_pid: int | None = None) -> None:
     import miaudit.signals  # noqa: F401
 
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while worker processes are started, so they inherit SIG_IGN (Python installs its
+    KeyboardInterrupt handler only where SIGINT is not ignored): Ctrl-C in a terminal signals the whole
+    process group, and a worker still importing torch would print a traceback. This process handles
+    Ctrl-C and stops the workers (``close(kill=True)``). A no-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _ready(_: int = 0) -> int:
@@ -363,7 +383,9 @@ class ProcessExecutor:
         pool = self._get_pool()
         ready: set[int] = set()
         while len(ready) < self.workers and time.perf_counter() - t < timeout:
-            ready |= set(pool.map(_ready, range(self.workers)))
+            with _sigint_ignored():
+                results = pool.map(_ready, range(self.workers))
+            ready |= set(results)
         return time.perf_counter() - t
 
     def run(self, member_ids: Sequence[int], job: MemberJob, *, on_done: UnitCallback | None = None) -> None:
@@ -374,21 +396,26 @@ class ProcessExecutor:
         if job.threads is None and self.threads is not None:
             job = MemberJob(**{**job.__dict__, "threads": self.threads})
         pool = self._get_pool()
-        futures = {pool.submit(_worker_run, job, unit): unit for unit in units}
+        with _sigint_ignored():  # workers started here inherit SIG_IGN: Ctrl-C reaches this process only
+            futures = {pool.submit(_worker_run, job, unit): unit for unit in units}
         try:
             for fut in concurrent.futures.as_completed(futures):
                 fut.result()
                 if on_done is not None:
                     on_done(futures[fut])
-        except BaseException:
+        except BaseException as exc:
             for fut in futures:
                 fut.cancel()
-            self.close()
+            self.close(kill=isinstance(exc, KeyboardInterrupt))
             raise
 
-    def close(self) -> None:
+    def close(self, *, kill: bool = False) -> None:
+        """Stop the workers; ``kill``: at once (Ctrl-C), their unfinished members resume on the next run."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            if kill:
+                for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+                    proc.terminate()  # SIGTERM: no traceback; an atomic write in flight leaves only a temporary
+            self._pool.shutdown(wait=not kill, cancel_futures=True)
             self._pool = None
 
     def __enter__(self) -> ProcessExecutor:

@@ -25,6 +25,8 @@ Names used by miaudit:
     after a pool member's signals part is written
 ``ray-task``
     at the start of each Ray task (``executors_ray``), in the worker process
+``worker-start``
+    as a ``runtime.workers`` process starts (``executors._init_worker``), before it loads torch
 ``mid-write:<file name>``
     inside the atomic writer, after the temporary file is complete, before it is renamed to
     ``<file name>`` (e.g. ``mid-write:results.json``)

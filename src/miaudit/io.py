@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -32,10 +33,77 @@ def _describe_os_error(path: Path, exc: OSError) -> str:
     return f"cannot write {path}: {exc.strerror or exc}"
 
 
+#: in a run, audit or sweep directory: every file miaudit wrote there, one relative path a line.
+#: ``--force`` deletes only what it lists; a folder without it was not made by miaudit.
+ARTEFACTS = ".miaudit-artefacts"
+_ARTEFACT_DEPTH = 4  # run/signals/parts/member_000.npz is the deepest artefact below its run directory
+
+
+def start_artefact_list(root: Path) -> None:
+    """Make ``root`` a directory whose artefacts are recorded (idempotent)."""
+    (Path(root) / ARTEFACTS).touch(exist_ok=True)
+
+
+def artefact_list(root: Path) -> Path | None:
+    """``root``'s artefact list, or None when miaudit never recorded writing there."""
+    p = Path(root) / ARTEFACTS
+    return p if p.is_file() and not p.is_symlink() else None
+
+
+def listed_artefacts(root: Path) -> list[Path]:
+    """The files of ``root`` that miaudit wrote and that still exist (never outside ``root``, never a link)."""
+    lst = artefact_list(root)
+    if lst is None:
+        return []
+    base = Path(root).resolve()
+    seen: dict[Path, None] = {}
+    for line in lst.read_text(encoding="utf-8", errors="replace").splitlines():
+        rel = Path(line.strip())
+        if not line.strip() or rel.is_absolute() or ".." in rel.parts:
+            continue
+        p = base / rel
+        if p.is_file() and not p.is_symlink():
+            seen[p] = None
+    return list(seen)
+
+
+def _record_artefact(path: Path) -> None:
+    """Append ``path`` to the artefact list of the nearest directory above it that has one."""
+    path = path.absolute()
+    d = path.parent
+    for _ in range(_ARTEFACT_DEPTH):
+        lst = d / ARTEFACTS
+        if lst.is_file():
+            line = f"{path.relative_to(d).as_posix()}\n"
+            with open(lst, "a+", encoding="utf-8") as fh:  # O_APPEND: one short line per write, workers too
+                fh.seek(0)
+                if line not in fh.read().splitlines(keepends=True):  # a rewrite leaves the list as it was
+                    fh.write(line)
+            return
+        if d.parent == d:
+            return
+        d = d.parent
+
+
+def refuse_non_regular(path: Path, what: str = "") -> None:
+    """Refuse to replace something that exists and is not a regular file (a device, FIFO, socket, directory):
+    the atomic rename would swap it out for a file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise RunDirError(f"{what or path}: cannot write there ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device, FIFO or socket)"
+        raise RunDirError(f"{what or path}: exists and is {kind}; miaudit only replaces files, choose another path")
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
+    refuse_non_regular(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -48,6 +116,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         failpoints.hit(f"mid-write:{path.name}")
+        _record_artefact(path)  # listed before it exists: a crash in between lists a file that is not there
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -95,11 +164,20 @@ def write_json(path: Path | str, obj: Any) -> None:
     write_text(path, dumps_json(obj))
 
 
-def read_json(path: Path | str) -> Any:
+def read_json(path: Path | str, *, kind: type = dict) -> Any:
+    """A JSON file miaudit wrote; anything else at its name (not UTF-8, not JSON, another type) is a ``DataError``."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file, so not a JSON file miaudit wrote") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply") from None
+    if not isinstance(data, kind):
+        raise DataError(f"{path}: expected a JSON {'object' if kind is dict else kind.__name__}, "
+                        f"found {type(data).__name__}; not a file miaudit wrote")
+    return data
 
 
 def save_npy(path: Path | str, array: np.ndarray) -> None:
@@ -109,8 +187,19 @@ def save_npy(path: Path | str, array: np.ndarray) -> None:
 
 
 def load_npy(path: Path | str, *, mmap: bool = False) -> np.ndarray:
-    """Load an array written by ``save_npy`` (never unpickles; optionally memory-mapped)."""
-    return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    """Load an array written by ``save_npy`` (never unpickles; optionally memory-mapped).
+
+    A missing, truncated or foreign file is a one-line ``DataError`` naming it.
+    """
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; rerun `miaudit run` with the same config to recompute it") from None
+    except (ValueError, OSError, EOFError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None and exc.errno not in (errno.EINVAL,):
+            raise
+        raise DataError(f"{path}: damaged or not a .npy array ({exc}); rerun `miaudit run` with the same "
+                        "config to recompute it") from None
 
 
 def open_user_npz(path: Path | str, *, where: str, hint: str = "") -> np.lib.npyio.NpzFile:

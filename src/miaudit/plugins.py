@@ -16,11 +16,12 @@ which holds absolute paths. Importing a plugin runs its code: name only files yo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from miaudit.errors import ConfigError
@@ -40,6 +41,33 @@ def resolve_plugin_paths(plugins: Iterable[str], base: Path) -> list[str]:
     return out
 
 
+_RUN_DIR_PLUGINS = {"allowed": False}
+
+
+@contextlib.contextmanager
+def allow_run_dir_plugins(allow: bool = True) -> Iterator[None]:
+    """Within the block, plugins named by a run directory's config may be imported (``--allow-plugins``)."""
+    before = _RUN_DIR_PLUGINS["allowed"]
+    _RUN_DIR_PLUGINS["allowed"] = allow
+    try:
+        yield
+    finally:
+        _RUN_DIR_PLUGINS["allowed"] = before
+
+
+def check_run_dir_plugins(config_path: Path, plugins: object) -> None:
+    """Refuse to import the plugins a run directory's config names unless the user asked for it.
+
+    A run folder someone sends you would otherwise run its code when you analyse it.
+    """
+    names = plugins if isinstance(plugins, list) else [plugins] if plugins else []
+    if names and not _RUN_DIR_PLUGINS["allowed"]:
+        raise ConfigError(
+            f"{config_path} names plugin(s) {', '.join(map(str, names))}; miaudit does not import code named by "
+            "a run directory unless asked: read the plugin(s), then rerun with --allow-plugins"
+        )
+
+
 def load_plugins(plugins: Iterable[str]) -> None:
     """Import every plugin once per process; any failure is a one-line ``ConfigError``."""
     for name in plugins:
@@ -52,6 +80,8 @@ def load_plugins(plugins: Iterable[str]) -> None:
                 importlib.import_module(name)
         except ConfigError:
             raise
+        except SystemExit as exc:  # sys.exit() while importing would end miaudit silently with its code
+            raise ConfigError(f"plugins: {name}: called sys.exit({exc.code!r}) while loading") from None
         except FileNotFoundError:
             raise ConfigError(f"plugins: {name}: no such file") from None
         except ModuleNotFoundError as exc:

@@ -24,7 +24,8 @@ import torch
 from miaudit import failpoints
 from miaudit.config import RunConfig
 from miaudit.data import Dataset, Splits
-from miaudit.io import load_weights, read_json, save_weights, write_json
+from miaudit.errors import TrainingDivergedError
+from miaudit.io import load_weights, read_json, save_weights, sha256_file, write_json
 from miaudit.models import AuditModel, build_model
 from miaudit.progress import NullProgress, Progress
 from miaudit.rundir import RunDir
@@ -109,7 +110,11 @@ def member_done(rd: RunDir, m: int, fingerprint: str) -> bool:
     if not (side.is_file() and weights.is_file()):
         return False
     try:
-        return read_json(side).get("pool_fingerprint") == fingerprint
+        meta = read_json(side)
+        if meta.get("pool_fingerprint") != fingerprint:
+            return False
+        # damaged weights (truncated, replaced) are trained again, as missing ones are
+        return meta.get("weights_sha256") in (None, sha256_file(weights))
     except Exception:  # noqa: BLE001  a damaged sidecar means: train again
         return False
 
@@ -139,7 +144,16 @@ def train_member(
 
 
 def save_member(rd: RunDir, cfg: RunConfig, m: int, seed: int, n_train: int, outcome: TrainOutcome, **info: object) -> dict:
-    """Write member ``m``'s weights, then its sidecar (the done marker); return the sidecar."""
+    """Write member ``m``'s weights, then its sidecar (the done marker); return the sidecar.
+
+    A member whose training diverged (NaN or infinite loss or weights) is not written:
+    ``TrainingDivergedError`` (the finished members stay, a rerun with a lower lr resumes).
+    """
+    from miaudit.training.trainer import divergence
+
+    if (why := divergence(outcome)) is not None:
+        raise TrainingDivergedError(f"member {m} {why}: lower train.lr (now {cfg.train.lr:g}); "
+                                    "finished members are kept")
     save_weights(rd.member_weights(m), outcome.state)
     sidecar = {
         "member": m,
@@ -151,6 +165,7 @@ def save_member(rd: RunDir, cfg: RunConfig, m: int, seed: int, n_train: int, out
         "history": outcome.history,
         "wall_s": outcome.wall_s,
         "extras": outcome.extras,
+        "weights_sha256": sha256_file(rd.member_weights(m)),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "host": platform.node(),
@@ -182,10 +197,15 @@ def train_members_batched(
     with progress.bar(f"members {label}/{cfg.pool.n_models} (batched)", cfg.train.epochs) as advance:
         outcomes = train_group(models, inputs.audit_x.to(device), inputs.audit_y.to(device), rows, cfg.train,
                                seeds=seeds, val=val, on_epoch=lambda e, recs: advance(1))
-    return [
-        save_member(rd, cfg, m, seed, int(len(r)), out, trained_with={"batched": members})
-        for m, seed, r, out in zip(members, seeds, rows, outcomes)
-    ]
+    saved, diverged = [], None
+    for m, seed, r, out in zip(members, seeds, rows, outcomes):
+        try:
+            saved.append(save_member(rd, cfg, m, seed, int(len(r)), out, trained_with={"batched": members}))
+        except TrainingDivergedError as exc:  # keep the group's finished members, then report the first
+            diverged = diverged or exc
+    if diverged is not None:
+        raise diverged
+    return saved
 
 
 def load_member(config: RunConfig, input_shape: tuple[int, ...], n_classes: int, rd: RunDir, m: int) -> AuditModel:

@@ -11,23 +11,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from miaudit.config import RunConfig
 from miaudit.errors import RunDirError
-from miaudit.io import read_json
+from miaudit.io import ARTEFACTS, artefact_list, listed_artefacts, read_json, start_artefact_list
 
 MANIFEST = "run.json"
-#: everything miaudit writes at the top of a run directory (removed by --force)
-MANAGED = (
-    "models", "signals", "scores", "figures", "analysis", "variants",
-    MANIFEST, "config.resolved.yaml", "results.json", "summary.txt", "timing.json",
-    "report.html", "report.md", "vulnerable_records.csv", "splits.npz", "in_mask.npy",
-    "sweep.csv", "sweep.md", "attacks.csv",
-)
 
 
 @dataclass(frozen=True)
@@ -81,29 +74,58 @@ def prepare_run_dir(root: Path, config: RunConfig, *, force: bool = False) -> Ru
                 if not force:
                     raise RunDirError(
                         f"{root} holds a run with a different data/model/training/pool config; "
-                        "use another --out, or --force to delete its models and start over"
+                        f"use another --out, or --force to {describe_removal(root)} and start over"
                     )
                 clear_run_dir(root)
-        elif any(root.iterdir()):
+        elif any(p.name not in _OWN_FILES for p in root.iterdir()):
             raise RunDirError(f"--out {root}: directory is not empty and is not a miaudit run; choose another --out")
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
+        start_artefact_list(root)
     except OSError as exc:
         raise RunDirError(f"--out {root}: not writable ({exc.strerror or exc})") from None
     return rd
 
 
-def clear_run_dir(root: Path) -> None:
-    """Remove what miaudit wrote in ``root`` (never anything else)."""
-    for name in MANAGED:
-        p = root / name
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        elif p.exists() or p.is_symlink():
-            p.unlink()
+#: what a run killed before writing run.json leaves behind (the folder is still miaudit's)
+_OWN_FILES = {".lock", ARTEFACTS}
+
+
+def describe_removal(root: Path) -> str:
+    """What ``--force`` would delete in ``root``, in words: the files miaudit listed as written there."""
+    files = listed_artefacts(root)
+    if artefact_list(root) is None:
+        return "start over (it has no record of the files miaudit wrote there, so --force refuses to delete anything)"
+    base = Path(root).resolve()
+    tops = sorted({p.relative_to(base).parts[0] + ("/" if len(p.relative_to(base).parts) > 1 else "") for p in files})
+    shown = ", ".join(tops[:6]) + (", ..." if len(tops) > 6 else "")
+    return f"delete the {len(files)} file(s) miaudit wrote there ({shown or 'none'}; anything else is kept)"
+
+
+def clear_run_dir(root: Path) -> list[Path]:
+    """Remove the files miaudit wrote in ``root`` (those its artefact list names; never anything else).
+
+    Directories left empty by that are removed too. A directory without an artefact list (one
+    that merely holds a ``run.json``) is refused: nothing there is known to be miaudit's.
+    """
+    root = Path(root)
+    if artefact_list(root) is None:
+        raise RunDirError(
+            f"--force: {root} has no record of the files miaudit wrote ({root / '.miaudit-artefacts'}), "
+            "so nothing is deleted; choose another --out, or empty it yourself"
+        )
+    files = listed_artefacts(root)
+    base = root.resolve()
+    for p in files:
+        p.unlink(missing_ok=True)
+    for d in sorted({q for p in files for q in p.parents if base in q.parents}, key=lambda q: -len(q.parts)):
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only when empty: a user's file below keeps its directory
+    (base / ".miaudit-artefacts").write_text("", encoding="utf-8")
+    return files
 
 
 def remove_stale_temporaries(root: Path) -> int:
@@ -113,11 +135,15 @@ def remove_stale_temporaries(root: Path) -> int:
     """
     n = 0
     for tmp in root.rglob(".*.tmp"):
-        if tmp.is_file():
+        if tmp.is_file() and _TMP_NAME.match(tmp.name):
             with contextlib.suppress(OSError):
                 tmp.unlink()
                 n += 1
     return n
+
+
+#: ``tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")``: 8 random characters (a user's ``.notes.tmp`` is kept)
+_TMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ Per-member parts are written as they finish (resumable), then assembled into mem
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -32,6 +33,8 @@ from miaudit.transforms import apply_query, query_offsets
 
 if TYPE_CHECKING:
     from miaudit.executors import Executor
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -187,8 +190,14 @@ def compute_signals(
     fp = signals_fingerprint(config, is_image)
     manifest = rd.signals / "manifest.json"
     if manifest.is_file() and read_json(manifest).get("fingerprint") == fp:
-        progress.info(f"reusing signals in {rd.signals}")
-        return load_signals(rd.signals)
+        try:
+            cached = load_signals(rd.signals)
+            check_cached_signals(cached, n_models=config.pool.n_models, n_audit=len(splits.audit))
+        except DataError as exc:  # damaged: recomputed from the members' parts, as if missing
+            log.warning("recomputing the cached signals: %s", exc)
+        else:
+            progress.info(f"reusing signals in {rd.signals}")
+            return cached
     m_total = config.pool.n_models
     todo = [m for m in range(m_total) if not member_part_done(rd, m, fp)]
     with progress.bar("signals", m_total) as advance:
@@ -235,18 +244,42 @@ def assemble_signals(rd: RunDir, n_models: int, fp: str) -> None:
         write_npy_stream(rd.signals / f"{out_name}.npy", (n_models, *shapes[key]), np.float32, fill)
 
 
+def check_cached_signals(signals: Signals, *, n_models: int, n_audit: int) -> None:
+    """Raise ``DataError`` unless cached ``signals`` have the shapes of a pool of ``n_models`` on ``n_audit`` records."""
+    m, _, n, _ = signals.logits.shape
+    if (m, n) != (n_models, n_audit) or signals.in_mask.shape != (n_models, n_audit) or signals.labels.shape != (n_audit,):
+        raise DataError(f"cached signals hold shape {signals.logits.shape} (in_mask {signals.in_mask.shape}), "
+                        f"expected {n_models} models on {n_audit} records")
+
+
 def load_signals(directory: Path, *, mmap: bool = True) -> Signals:
-    """Open cached signals (memory-mapped by default)."""
+    """Open cached signals (memory-mapped by default); a damaged file is a ``DataError`` naming it."""
     d = Path(directory)
+    if not (d / "manifest.json").is_file():
+        raise DataError(f"{d}: no finished signals (rerun `miaudit run` with the same config to compute them)")
     man = read_json(d / "manifest.json")
-    pop = load_npy(d / "population_logits.npy", mmap=mmap)
+    arrays = {name: load_npy(d / f"{name}.npy", mmap=mmap and name.endswith("logits")) for name in (
+        "audit_logits", "in_mask", "labels", "population_logits", "population_labels", "test_logits", "test_labels")}
+    logits, pop = arrays["audit_logits"], arrays["population_logits"]
+    expected = {"audit_logits": 4, "population_logits": 4, "test_logits": 4, "in_mask": 2, "labels": 1,
+                "population_labels": 1, "test_labels": 1}
+    for name, ndim in expected.items():
+        if arrays[name].ndim != ndim:
+            raise DataError(f"{d / name}.npy: damaged (shape {arrays[name].shape}); rerun `miaudit run` with the "
+                            "same config to recompute it")
+    m, _, n, _ = logits.shape
+    for name, shape in (("in_mask", (m, n)), ("labels", (n,)), ("population_labels", pop.shape[2:3]),
+                        ("test_labels", arrays["test_logits"].shape[2:3])):
+        if arrays[name].shape != shape:
+            raise DataError(f"{d / name}.npy: shape {arrays[name].shape} does not match the logits' {shape}; "
+                            "damaged: rerun `miaudit run` with the same config to recompute it")
     return Signals(
-        logits=load_npy(d / "audit_logits.npy", mmap=mmap),
-        in_mask=load_npy(d / "in_mask.npy"),
-        labels=load_npy(d / "labels.npy"),
+        logits=logits,
+        in_mask=arrays["in_mask"],
+        labels=arrays["labels"],
         population_logits=pop if pop.shape[2] > 0 else None,
-        population_labels=load_npy(d / "population_labels.npy"),
-        test_logits=load_npy(d / "test_logits.npy", mmap=mmap),
-        test_labels=load_npy(d / "test_labels.npy"),
+        population_labels=arrays["population_labels"],
+        test_logits=arrays["test_logits"],
+        test_labels=arrays["test_labels"],
         is_image=bool(man.get("is_image", False)),
     )

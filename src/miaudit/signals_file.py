@@ -29,6 +29,8 @@ need IN and OUT references for every record are then skipped where they cannot r
 from __future__ import annotations
 
 import logging
+import math
+import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -36,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from miaudit.errors import DataError
-from miaudit.io import open_user_npz, save_npz
+from miaudit.io import open_user_npz, refuse_non_regular, save_npz
 from miaudit.signals import Signals, load_signals
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,10 @@ def _shape(a: np.ndarray) -> str:
     return "(" + ", ".join(str(d) for d in a.shape) + ")"
 
 
+#: largest |logit| accepted: trained networks stay within ±1e3; beyond ~1e6 float32 statistics overflow
+MAX_LOGIT = 1e6
+
+
 def _check_logits(name: str, a: np.ndarray, *, m: int | None = None, c: int | None = None, q: int | None = None) -> np.ndarray:
     if a.ndim not in (3, 4):
         raise DataError(f"{name}: expected shape (models, records, classes) or (models, queries, records, classes), got {_shape(a)}")
@@ -65,9 +71,16 @@ def _check_logits(name: str, a: np.ndarray, *, m: int | None = None, c: int | No
         raise DataError(f"{name}: has {a.shape[1]} queries, logits has {q}")
     if c is not None and a.shape[3] != c:
         raise DataError(f"{name}: has {a.shape[3]} classes, logits has {c}")
+    if 0 in a.shape[1:]:
+        what = ("queries", "records", "classes")[a.shape[1:].index(0)]
+        raise DataError(f"{name}: has 0 {what} (shape {_shape(a)}); nothing to audit")
     bad = int(np.size(a) - np.isfinite(a).sum())
     if bad:
         raise DataError(f"{name}: {bad} NaN or infinite value(s); every logit must be finite")
+    big = float(np.abs(a).max()) if a.size else 0.0
+    if big > MAX_LOGIT:
+        raise DataError(f"{name}: a logit of magnitude {big:.3g}; logits beyond ±{MAX_LOGIT:.0e} are not a trained "
+                        "model's outputs (softmax and the attacks' statistics overflow); check the file")
     return a.astype(np.float32) if a.dtype != np.float64 else a
 
 
@@ -97,6 +110,7 @@ def validate_signals(arrays: dict[str, np.ndarray]) -> Signals:
     unknown = sorted(set(arrays) - set(REQUIRED) - set(OPTIONAL))
     if unknown:
         log.info("signals file: ignoring unknown array(s) %s", ", ".join(unknown))
+        arrays = {k: v for k, v in arrays.items() if k not in unknown}
     for key in REQUIRED:
         if key not in arrays:
             raise DataError(f"{key}: missing from the signals file (needs {', '.join(REQUIRED)})")
@@ -108,6 +122,12 @@ def validate_signals(arrays: dict[str, np.ndarray]) -> Signals:
         raise DataError(f"logits: needs at least 2 classes, got {c}")
     labels = _check_labels("labels", np.asarray(arrays["labels"]), n, c)
     in_mask = _check_mask(np.asarray(arrays["in_mask"]), m, n)
+    for k, row in enumerate(in_mask):
+        if row.all() or not row.any():
+            what = "every record is IN (no non-members)" if row.all() else "no record is IN (no members)"
+            need = f", so needs at least 2 records (N = {n})" if n < 2 else ""
+            raise DataError(f"in_mask: row {k}: {what}; every model needs members and non-members to be "
+                            f"scored{need}")
     counts = in_mask.sum(axis=0)
     if not (counts == counts[0]).all() or 2 * int(counts[0]) != m:
         msg = (
@@ -152,14 +172,55 @@ def load_signals_file(path: Path | str) -> Signals:
     z = open_user_npz(path, where=f"--signals {path}", hint=f"; expected arrays {', '.join(REQUIRED)}")
     arrays = {}
     with z:
-        for key in z.files:
+        used = [key for key in z.files if key in REQUIRED or key in OPTIONAL]
+        ignored = sorted(set(z.files) - set(used))
+        if ignored:  # never read: a member miaudit does not use costs nothing, whatever it holds
+            log.info("signals file: ignoring unknown array(s) %s", ", ".join(ignored))
+        check_members(z.zip, used, budget=memory_budget())
+        for key in used:
             try:
                 arrays[key] = z[key]
             except ValueError:
                 raise DataError(f"{key}: holds Python objects (pickled); save plain numeric arrays") from None
-            except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            except (OSError, EOFError, RuntimeError, zipfile.BadZipFile) as exc:
                 raise DataError(f"{key}: cannot be read from {path} ({exc})") from None
     return validate_signals(arrays)
+
+
+def memory_budget() -> int:
+    """Bytes the arrays of a signals file may take: half the memory available now."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def check_members(zf: zipfile.ZipFile, keys: list[str], *, budget: int) -> None:
+    """Check each used member's ``.npy`` header against the member's size and the memory budget,
+    before anything is allocated: a zip bomb or a header that lies is refused in one line."""
+    total = 0
+    for key in keys:
+        info = zf.getinfo(f"{key}.npy" if f"{key}.npy" in zf.namelist() else key)
+        if info.flag_bits & 0x1:
+            raise DataError(f"{key}: the zip member is encrypted; save the signals file with np.savez, unencrypted")
+        try:
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                shape, _, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0(fh))
+                header = fh.tell()
+        except (ValueError, OSError, EOFError, RuntimeError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{key}: not a readable .npy array ({exc})") from None
+        if dtype.hasobject:
+            raise DataError(f"{key}: holds Python objects (pickled); save plain numeric arrays")
+        declared = math.prod(shape) * dtype.itemsize
+        if header + declared != info.file_size:
+            raise DataError(f"{key}: its header declares shape {tuple(shape)} ({declared:,} bytes) but the member "
+                            f"holds {max(info.file_size - header, 0):,} bytes of data; the file is damaged or forged")
+        total += declared
+        if total > budget:
+            raise DataError(f"{key}: the arrays need {total / 2**30:.1f} GiB, over the {budget / 2**30:.1f} GiB "
+                            "this machine can spare (half its available memory); use fewer records or models")
 
 
 def signals_arrays(signals: Signals) -> dict[str, np.ndarray]:
@@ -192,7 +253,22 @@ def save_signals_file(path: Path | str, signals: Signals) -> None:
 def export_signals(run_dir: Path | str, path: Path | str) -> Path:
     """Write the signals of a finished ``miaudit run`` directory as a signals file; returns ``path``."""
     run_dir = Path(run_dir)
+    path = Path(path)
+    refuse_non_regular(path, what=f"export-signals {path}")
+    if path.exists() and not _is_signals_file(path):
+        raise DataError(f"export-signals {path}: exists and is not a signals file; miaudit never overwrites "
+                        "another file, choose another name")
     if not (run_dir / "signals" / "manifest.json").is_file():
         raise DataError(f"{run_dir}: no finished signals (run `miaudit run --out {run_dir}` first)")
     save_signals_file(path, load_signals(run_dir / "signals"))
-    return Path(path)
+    return path
+
+
+def _is_signals_file(path: Path) -> bool:
+    """Whether ``path`` is a zip holding the required arrays (a signals file written earlier, safe to replace)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return all(f"{k}.npy" in names for k in REQUIRED)

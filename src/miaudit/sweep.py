@@ -50,7 +50,7 @@ from pydantic import ValidationError
 from miaudit._validation import format_validation_error
 from miaudit.config import RunConfig, SweepConfig, apply_overrides, read_yaml, set_key
 from miaudit.errors import ConfigError, RunDirError
-from miaudit.io import atomic_path, read_json, write_text
+from miaudit.io import ARTEFACTS, atomic_path, read_json, start_artefact_list, write_text
 from miaudit.progress import NullProgress, Progress
 from miaudit.rundir import RunDir, locked
 from miaudit.runner import run_audit
@@ -197,9 +197,11 @@ def _prepare_sweep_dir(out: Path) -> None:
     if out.is_dir() and any(p.name not in _SWEEP_FILES for p in out.iterdir()):
         raise RunDirError(f"--out {out}: directory is not empty and is not a miaudit sweep; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
+    start_artefact_list(out)
 
 
-_SWEEP_FILES = {"variants", "figures", "sweep.csv", "sweep.md", "sweep.resolved.yaml", "report.html", "report.md", ".lock"}
+_SWEEP_FILES = {"variants", "figures", "sweep.csv", "sweep.md", "sweep.resolved.yaml", "report.html", "report.md", ".lock",
+                ARTEFACTS}
 
 
 def run_sweep(

@@ -198,10 +198,16 @@ def require_files(
     )
 
 
+#: most classes a dataset may have: a label of 10^9 would size the output layer (and memory) by it
+MAX_CLASSES = 100_000
+
+
 def check_arrays(name: str, x: np.ndarray, y: np.ndarray, n_classes: int | None = None) -> None:
     """Refuse NaN/inf features, non-integer or out-of-range labels, and empty data."""
     if len(y) == 0:
         raise DataError(f"dataset {name!r}: no records")
+    if x.ndim < 2 or 0 in x.shape[1:]:
+        raise DataError(f"dataset {name!r}: records have no features (x has shape {x.shape}); nothing to learn from")
     if x.shape[0] != y.shape[0]:
         raise DataError(f"dataset {name!r}: {x.shape[0]} feature rows but {y.shape[0]} labels")
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():

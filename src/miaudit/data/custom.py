@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from miaudit.data.base import Dataset, Kind, register_dataset
+from miaudit.data.base import MAX_CLASSES, Dataset, Kind, register_dataset
 from miaudit.errors import DataError
 from miaudit.io import open_user_npz
 
@@ -28,7 +28,7 @@ class NpzParams(BaseModel):
     kind: Literal["tabular", "image"] | None = Field(
         None, description="tabular (x is (N, F)) or image (x is (N, C, H, W) or (N, H, W)); default: from x.ndim"
     )
-    n_classes: int | None = Field(None, ge=2, description="number of classes; default max(y) + 1")
+    n_classes: int | None = Field(None, ge=2, le=MAX_CLASSES, description="number of classes; default max(y) + 1")
 
 
 class CsvParams(BaseModel):
@@ -57,6 +57,9 @@ def _classes_from_ints(y: np.ndarray, n_classes: int | None, where: str) -> int:
     """Check 0-based integer labels; return the class count (given, or max + 1)."""
     if y.min() < 0:
         raise DataError(f"{where}: label {int(y.min())} is negative; labels must be class numbers 0..n_classes-1")
+    if n_classes is None and y.max() >= MAX_CLASSES:
+        raise DataError(f"{where}: label {int(y.max())} is too large; labels are class numbers 0..n_classes-1 "
+                        f"and miaudit supports up to {MAX_CLASSES:,} classes")
     n = int(y.max()) + 1 if n_classes is None else n_classes
     if y.max() >= n:
         raise DataError(
@@ -240,11 +243,12 @@ def load_csv(params: CsvParams, data_dir: Path | None, seed: int) -> Dataset:
         x = cells[:, feat_at].astype(np.float64)
     except ValueError:
         raise _bad_cell(cells[:, feat_at], lines, columns, path) from None
-    finite = np.isfinite(x)
+    finite = np.isfinite(x) & (np.abs(x) <= np.finfo(np.float32).max)  # features are float32: 1e300 is inf there
     if not finite.all():
         i, c = (int(v[0]) for v in np.nonzero(~finite))
         raise DataError(
             f"{path}: line {lines[i]}, column {columns[c]!r} is {x[i, c]}; NaN and infinite values are not allowed"
+            + ("" if not np.isfinite(x[i, c]) else " (nor values beyond ±3.4e38, infinite in float32)")
         )
 
     labels = cells[:, label_at]

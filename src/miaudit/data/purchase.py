@@ -29,7 +29,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import BaseModel, ConfigDict, Field
 
 from miaudit.data.archive import read_members
-from miaudit.data.base import Dataset, ExpectedFile, register_dataset, require_file
+from miaudit.data.base import MAX_CLASSES, Dataset, ExpectedFile, register_dataset, require_file
 from miaudit.errors import DataError
 
 PURCHASE_FILES = ("purchase.npy", "dataset_purchase", "dataset_purchase.tgz")
@@ -40,7 +40,7 @@ class PurchaseParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     n_features: int = Field(600, gt=0, description="features per record after the label (600 in Purchase100)")
-    n_classes: int = Field(100, ge=2, description="classes (100 in Purchase100)")
+    n_classes: int = Field(100, ge=2, le=MAX_CLASSES, description="classes (100 in Purchase100)")
     label_base: Literal[0, 1] = Field(1, description="number of the first class in the file (1 in the original files)")
 
 

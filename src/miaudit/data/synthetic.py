@@ -19,19 +19,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from miaudit.data.base import Dataset, register_dataset
+from miaudit.data.base import MAX_CLASSES, Dataset, register_dataset
 
 PLANTED_KINDS = ("mislabelled", "rare-subcluster", "heavy-noise")
+
+
+#: largest generated matrix, in cells
+MAX_CELLS = 2**31
 
 
 class SyntheticPurchaseParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n_records: int = Field(31_000, gt=0, description="records generated (must cover all four splits)")
-    n_features: int = Field(600, gt=0, description="binary features, as Purchase100")
-    n_classes: int = Field(100, ge=2, description="classes, as Purchase100")
+    n_records: int = Field(31_000, gt=0, le=100_000_000, description="records generated (must cover all four splits)")
+    n_features: int = Field(600, gt=0, le=1_000_000, description="binary features, as Purchase100")
+    n_classes: int = Field(100, ge=2, le=MAX_CLASSES, description="classes, as Purchase100")
     n_parents: int = Field(20, ge=1, description="parent bit vectors; classes sharing one overlap")
     density: float = Field(0.2, gt=0, lt=1, description="share of ones in a parent vector")
     class_flip: float = Field(0.01, ge=0, lt=0.5, description="bits flipped from parent to class prototype")
@@ -39,6 +43,14 @@ class SyntheticPurchaseParams(BaseModel):
     planted_fraction: float = Field(0.02, ge=0, le=0.5, description="share of records planted atypical")
     heavy_flip: float = Field(0.35, ge=0, le=0.5, description="bit-flip rate of heavy-noise records")
     subcluster_size: int = Field(4, ge=1, description="records per rare sub-cluster")
+
+    @model_validator(mode="after")
+    def _fits(self) -> SyntheticPurchaseParams:
+        # checked before anything is allocated: the records are one float32 (n_records, n_features) matrix
+        if self.n_records * self.n_features > MAX_CELLS:
+            raise ValueError(f"n_records × n_features = {self.n_records * self.n_features:,} cells, over the "
+                             f"{MAX_CELLS:,} (8 GiB of float32) this generator builds in memory")
+        return self
 
 
 def _flip(bits: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from miaudit.data.archive import read_members
-from miaudit.data.base import Dataset, ExpectedFile, register_dataset, require_files
+from miaudit.data.base import MAX_CLASSES, Dataset, ExpectedFile, register_dataset, require_files
 from miaudit.data.purchase import labels_to_classes, parse_numeric_text, read_text_source
 from miaudit.errors import DataError
 
@@ -32,7 +32,7 @@ class TexasParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     n_features: int = Field(6169, gt=0, description="features per line of `feats` (6,169 in Texas100)")
-    n_classes: int = Field(100, ge=2, description="classes (100 in Texas100)")
+    n_classes: int = Field(100, ge=2, le=MAX_CLASSES, description="classes (100 in Texas100)")
     label_base: Literal[0, 1] = Field(1, description="number of the first class in `labels` (1 in the original files)")
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -177,6 +178,18 @@ def per_record_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_si
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
+def divergence(outcome: TrainOutcome) -> str | None:
+    """Why ``outcome`` is unusable — "diverged at epoch e (loss nan)" — or None when its loss and weights are finite."""
+    for record in outcome.history:
+        loss = record.get("train_loss")
+        if loss is None or not math.isfinite(loss):
+            return f"diverged at epoch {record.get('epoch')} (loss {loss})"
+    for name, value in outcome.state.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            return f"diverged: its weights ({name}) hold NaN or infinite values"
+    return None
+
+
 def train_model(
     model: nn.Module,
     x: torch.Tensor,
@@ -251,6 +264,8 @@ def train_model(
             history.append(record)
             if on_epoch is not None:
                 on_epoch(epochs_run, record)
+            if not math.isfinite(record["train_loss"]):
+                break  # diverged: more epochs cannot recover; the caller reports it (``divergence``)
             if use_es:
                 value = record["val_loss"] if es.metric == "val_loss" else -record["val_acc"]
                 if value < best_value - es.min_delta:
