@@ -139,6 +139,18 @@ def test_no_false_alarm_on_a_model_that_never_saw_the_members(files, leaking, tm
     assert read_json(out / "run.json")["target_sha256"] != read_json(leak_dir / "run.json")["target_sha256"]
 
 
+def test_offline_references_use_every_reference_and_find_the_leak(files, tmp_path) -> None:
+    """Offline references never hold an audited record: every one of them is an OUT reference of
+    every record (none is set aside to balance the sides), and the offline attacks find the leak."""
+    res = run_audit(load_config(None, target_overrides(files, files["target"], references="offline")), tmp_path / "off")
+    in_mask = load_npy(tmp_path / "off" / "signals" / "in_mask.npy")
+    assert in_mask.shape == (4, 600) and not in_mask.any()
+    assert {"lira-offline-fixed", "rmia-offline"} <= set(res["attacks"])
+    assert not {"lira-online", "lira-online-fixed", "rmia-online"} & set(res["attacks"])
+    lo, _ = res["attacks"]["rmia-offline"]["ci95"]["auc"]
+    assert lo > 0.5, res["attacks"]["rmia-offline"]["auc"]
+
+
 def test_swapped_labels_flip_threshold_attacks_exactly(files, tmp_path) -> None:
     runs = {}
     for tag, (mem, non) in {"plain": ("members", "third"), "swapped": ("third", "members")}.items():
