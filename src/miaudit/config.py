@@ -254,7 +254,10 @@ class RuntimeConfig(BaseModel):
 
     model_config = FORBID
 
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads; default: all cores")
+    # all cores on a busy machine made training ~10x slower than 1 thread (issue 16; miaudit/threads.py)
+    threads: int | Literal["auto", "all"] | None = Field(
+        "auto", description="torch threads: auto (the usable cores other work leaves idle), all (or null), or a number"
+    )
     # 2 single-thread workers beat one 2-thread process on small models (+17% on a CNN, 2 cores)
     workers: int = Field(1, ge=1, description="pool members trained in parallel processes (threads split among them)")
     # batched matmuls gave ≈2x for models under ~200k parameters on 2 cores, nothing for the 1.3 M FCN;
@@ -273,6 +276,13 @@ class RuntimeConfig(BaseModel):
     ray_num_gpus: float = Field(0.0, ge=0, description="GPUs each Ray task reserves; > 0 trains on cuda")
     # a lost node or a killed worker is usually transient; a deterministic error fails 3 times and is reported
     ray_max_retries: int = Field(2, ge=0, description="retries of a failed Ray task before its members are reported")
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, v: Any) -> Any:
+        if v is None or v in ("auto", "all") or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError(f"give auto, all or a number of threads >= 1, got {v!r}")
 
 
 class RunConfig(BaseModel):

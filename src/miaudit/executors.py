@@ -38,12 +38,13 @@ each sidecar records ``threads`` and, for batched groups, ``trained_with``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -55,6 +56,7 @@ from miaudit.config import RunConfig, RuntimeConfig, validate_config
 from miaudit.errors import ConfigError
 from miaudit.progress import NullProgress, Progress
 from miaudit.rundir import RunDir
+from miaudit.threads import ThreadChoice, omp_env
 
 if TYPE_CHECKING:
     from miaudit.data import Dataset, Splits
@@ -314,6 +316,21 @@ def _init_worker(threads: int | None, parent_pid: int | None = None) -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (child processes started in it inherit them)."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _ready(_: int = 0) -> int:
     time.sleep(0.05)
     return os.getpid()
@@ -334,8 +351,9 @@ class ProcessExecutor:
     """
 
     def __init__(self, workers: int, threads: int | None = None, *, batched: bool = False, group_size: int = 8,
-                 start_method: str = "spawn") -> None:
+                 start_method: str = "spawn", env: dict[str, str] | None = None) -> None:
         self.workers = workers
+        self.env = dict(env or {})  # environment of the spawned workers (OpenMP settings read at torch import)
         self.threads = threads
         self.batched = batched
         self.group_size = group_size
@@ -348,6 +366,9 @@ class ProcessExecutor:
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.threads, os.getpid())
             )
+            with _environ(self.env):  # each submit spawns a worker while none is idle: all start now, with this env
+                for fut in [self._pool.submit(_ready) for _ in range(self.workers)]:
+                    fut.result()
         return self._pool
 
     def start(self, timeout: float = 600.0) -> float:
@@ -394,16 +415,26 @@ class ProcessExecutor:
         self.close()
 
 
-def threads_per_worker(runtime: RuntimeConfig) -> int:
-    """``runtime.threads`` (default: this process's torch threads) split evenly over the workers, at least 1."""
-    total = runtime.threads or torch.get_num_threads() or os.cpu_count() or 1
+def threads_per_worker(runtime: RuntimeConfig, choice: ThreadChoice | None = None) -> int:
+    """Threads of each worker: the run's thread choice split evenly over the workers, at least 1.
+
+    Without a ``choice``: a numeric ``runtime.threads``, else this process's torch threads.
+    """
+    if choice is not None:
+        return choice.per_worker
+    total = runtime.threads if isinstance(runtime.threads, int) else (torch.get_num_threads() or os.cpu_count() or 1)
     return max(1, total // runtime.workers)
 
 
 def make_executor(
-    config: RunConfig, *, input_shape: tuple[int, ...], n_classes: int, progress: Progress | None = None
+    config: RunConfig, *, input_shape: tuple[int, ...], n_classes: int, progress: Progress | None = None,
+    threads: ThreadChoice | None = None,
 ) -> SerialExecutor | ProcessExecutor | RayExecutor:
-    """The executor ``config.runtime`` asks for, with batched groups where they apply."""
+    """The executor ``config.runtime`` asks for, with batched groups where they apply.
+
+    ``threads``: the run's thread choice (``miaudit.threads``); workers get its share each and,
+    when other work holds cores, OpenMP's PASSIVE wait policy (set before they import torch).
+    """
     rt = config.runtime
     batched = batched_reason(config, input_shape, n_classes) is None
     if rt.executor == "ray":
@@ -416,4 +447,5 @@ def make_executor(
         return RayExecutor.from_runtime(rt, batched=batched)
     if rt.workers == 1:
         return SerialExecutor(progress=progress, batched=batched, group_size=rt.group_size)
-    return ProcessExecutor(rt.workers, threads_per_worker(rt), batched=batched, group_size=rt.group_size)
+    return ProcessExecutor(rt.workers, threads_per_worker(rt, threads), batched=batched, group_size=rt.group_size,
+                           env=omp_env(threads) if threads is not None else None)

@@ -28,6 +28,7 @@ from miaudit.report.roc import write_roc_figure
 from miaudit.report.summary import format_summary
 from miaudit.rundir import RunDir, locked, prepare_run_dir
 from miaudit.signals import compute_signals
+from miaudit.threads import choose_threads
 from miaudit.training.dp import dp_summary
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,10 @@ def run_audit(
 
 
 def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset, Splits], timer: StageTimer) -> dict:
-    if config.runtime.threads:
-        torch.set_num_threads(config.runtime.threads)
+    # runtime.threads (auto: the usable cores other work leaves idle); recorded in run.json and timing.json
+    thread_choice = choose_threads(config.runtime.threads, workers=config.runtime.workers)
+    torch.set_num_threads(thread_choice.threads)
+    log.info("threads: %s", thread_choice.reason)
     device = resolve_device(config.runtime.device)
     write_text(rd.root / "config.resolved.yaml", config.to_yaml())
     write_json(rd.manifest, {
@@ -89,6 +92,7 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
         "versions": package_versions(),
         "machine": machine(),
         "threads": torch.get_num_threads(),
+        "thread_choice": thread_choice.as_dict(),
         "device": str(device),
     })
 
@@ -97,7 +101,8 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
     failpoints.hit("after-data")
 
     # where pool members train and infer (runtime.workers, runtime.batched); shared by both stages
-    executor = make_executor(config, input_shape=dataset.input_shape, n_classes=dataset.n_classes, progress=progress)
+    executor = make_executor(config, input_shape=dataset.input_shape, n_classes=dataset.n_classes, progress=progress,
+                             threads=thread_choice)
     try:
         with timer("training", progress):
             in_mask = membership_design(config.pool.n_models, len(splits.audit), config.seed)
