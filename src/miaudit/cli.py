@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 
 from miaudit.errors import UserError
 
@@ -35,18 +35,34 @@ err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
 
 
+class _EtaColumn(ProgressColumn):
+    """Time left at the bar's average pace since it opened (``miaudit.progress.BarClock``)."""
+
+    def render(self, task):  # noqa: ANN001, ANN201
+        from rich.text import Text
+
+        from miaudit.progress import format_seconds
+
+        clock = task.fields.get("clock")
+        eta = clock.eta() if clock is not None and not task.finished else None
+        return Text("" if task.finished else f"~{format_seconds(eta)} left" if eta is not None else "", style="progress.remaining")
+
+
 class RichProgress:
-    """Progress bars on stderr (one per pool member and one per stage)."""
+    """Progress bars on stderr (one per pool member and one per stage), each with an overall estimate."""
 
     def __init__(self, console: Console) -> None:
+        from miaudit.progress import NestedBars
+
         self.console = console
         self._progress: Progress | None = None
+        self._bars = NestedBars()
 
     @contextlib.contextmanager
     def live(self) -> Iterator[RichProgress]:
         self._progress = Progress(
             TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=self.console, transient=False,
+            _EtaColumn(), console=self.console, transient=False,
         )
         with self._progress:
             yield self
@@ -57,13 +73,29 @@ class RichProgress:
         if self._progress is None:
             yield lambda n=1: None
             return
+        progress = self._progress
         transient = description.startswith("member")
-        task = self._progress.add_task(description, total=total)
+        clock = self._bars.open(description, total)
+        task = progress.add_task(description, total=total, clock=clock)
+
+        def refresh() -> None:  # every open bar: a member's epochs move the pool's share too
+            for t in progress.tasks:
+                c = t.fields.get("clock")
+                if c is not None and not t.finished:
+                    progress.update(t.id, completed=c.completed)
+
+        def advance(n: int = 1) -> None:
+            clock.advance(n)
+            self._bars.advanced()
+            refresh()
+
         try:
-            yield lambda n=1: self._progress.advance(task, n)
+            yield advance
         finally:
+            self._bars.close(clock)
+            refresh()
             if transient:
-                self._progress.remove_task(task)
+                progress.remove_task(task)
 
     def stage(self, name: str) -> None:
         if self._progress is not None:
@@ -75,11 +107,18 @@ class RichProgress:
 
 
 def _progress():  # noqa: ANN202
-    from miaudit.progress import NullProgress
+    from miaudit.progress import LineProgress, NullProgress
 
     if _STATE["quiet"]:
         return contextlib.nullcontext(NullProgress())
+    if not err_console.is_terminal:  # a log file or a pipe: plain lines as work finishes, not bars at the end
+        return contextlib.nullcontext(LineProgress(_write_err))
     return RichProgress(err_console).live()
+
+
+def _write_err(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
 
 
 def default_out(config: Path | None) -> Path:
