@@ -32,7 +32,7 @@ app = typer.Typer(
 )
 _STATE = {"debug": False, "quiet": False}
 err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+out_console = Console(highlight=False, soft_wrap=True)  # piped output: long lines and URLs stay whole
 
 
 class _EtaColumn(ProgressColumn):
@@ -128,9 +128,28 @@ def default_out(config: Path | None) -> Path:
 
 @app.callback()
 def _global(
-    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors (before or after the command)")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output (before or after the command)")] = False,
 ) -> None:
-    _STATE["debug"] = debug
+    _STATE["debug"] = debug or _STATE["debug"]
+    _STATE["quiet"] = quiet or _STATE["quiet"]
+
+
+#: flags accepted anywhere on the command line (before `--`), before or after the command
+_GLOBAL_FLAGS = {"--debug": "debug", "--quiet": "quiet", "-q": "quiet"}
+
+
+def _take_global_flags(args: list[str]) -> list[str]:
+    """Set ``_STATE`` from ``--debug``/``--quiet`` wherever they stand; return the other arguments."""
+    rest: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return rest + args[i:]
+        if arg in _GLOBAL_FLAGS:
+            _STATE[_GLOBAL_FLAGS[arg]] = True
+        else:
+            rest.append(arg)
+    return rest
 
 
 ConfigArg = Annotated[Optional[Path], typer.Argument(help="YAML config (default: the embedded synthetic-purchase audit)")]
@@ -152,7 +171,7 @@ def run(
     from miaudit.report.summary import format_summary
     from miaudit.runner import run_audit
 
-    _STATE["quiet"] = quiet
+    _STATE["quiet"] = quiet or _STATE["quiet"]
     cfg = load_config(config, set_ or [])
     out = out or default_out(config)
     with _progress() as progress:
@@ -173,7 +192,7 @@ def analyze(
     from miaudit.report.summary import format_summary
     from miaudit.vulnerability import reanalyze_run
 
-    _STATE["quiet"] = quiet
+    _STATE["quiet"] = quiet or _STATE["quiet"]
     with _progress() as progress:
         results = reanalyze_run(run_dir, set_ or [], compare or [], progress=progress)
     from miaudit.report.render import try_write_report
@@ -197,7 +216,7 @@ def audit(
     from miaudit.report.summary import format_summary
     from miaudit.signals_file import load_signals_file
 
-    _STATE["quiet"] = quiet
+    _STATE["quiet"] = quiet or _STATE["quiet"]
     sig = load_signals_file(signals)
     cfg = load_audit_config(config, set_ or [], n_models=sig.n_models)
     with _progress() as progress:
@@ -252,7 +271,7 @@ def sweep(
     """Run every defence variant of a sweep (each a full run, resumable) and tabulate utility against privacy."""
     from miaudit.sweep import run_sweep
 
-    _STATE["quiet"] = quiet
+    _STATE["quiet"] = quiet or _STATE["quiet"]
     with _progress() as progress:
         run_sweep(config, out, overrides=set_ or [], force=force, progress=progress)
     sys.stdout.write((out / "sweep.md").read_text(encoding="utf-8").split("\n## ", 1)[0])
@@ -324,8 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=UserWarning, module="miaudit")
-    args = list(sys.argv[1:] if argv is None else argv)
-    _STATE["debug"] = "--debug" in args
+    _STATE.update(debug=False, quiet=False)
+    args = _take_global_flags(list(sys.argv[1:] if argv is None else argv))
     try:
         code = app(args=args, prog_name="miaudit", standalone_mode=False)
     except _EXIT as exc:

@@ -31,7 +31,7 @@ def _validate_params(registry: Any, name: str, params: dict[str, Any] | None, wh
     try:
         return spec.params.model_validate(params or {}).model_dump(mode="json")
     except ValidationError as exc:
-        raise ValueError(format_validation_error(exc, prefix="params")) from None
+        raise ValueError(format_validation_error(exc, prefix="params", model=spec.params)) from None
 
 
 class SplitSizes(BaseModel):
@@ -466,7 +466,7 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
+        raise ConfigError(f"{source}: {format_validation_error(exc, model=RunConfig)}") from None
 
 
 def load_config(path: Path | str | None = None, overrides: list[str] | None = None) -> RunConfig:
