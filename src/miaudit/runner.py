@@ -21,7 +21,7 @@ from miaudit.config import RunConfig
 from miaudit.data import Dataset, Splits, load_dataset, make_splits
 from miaudit.executors import make_executor, release_context
 from miaudit.io import save_npz, write_json, write_text
-from miaudit.pool import PoolInputs, membership_design, resolve_device, train_pool
+from miaudit.pool import PoolInputs, member_done, membership_design, resolve_device, train_pool
 from miaudit.progress import NullProgress, Progress
 from miaudit.provenance import machine, package_versions
 from miaudit.report.roc import write_roc_figure
@@ -61,6 +61,22 @@ def split_data(config: RunConfig) -> tuple[Dataset, Splits]:
     s = d.splits
     splits = make_splits(len(dataset), audit=s.audit, population=s.population, validation=s.validation, test=s.test, rng=rng)
     return dataset, splits
+
+
+def train_units(sidecars: list[dict], trained_before: set[int]) -> list[dict]:
+    """How the pool trained, one entry per unit (a batched group or one member), for ``timing.json``.
+
+    ``wall_s`` is the unit's own wall time (a batched group's, not a share); ``this_run`` is
+    False for members an earlier, perhaps interrupted, invocation trained (other load, threads).
+    """
+    units: dict[tuple[int, ...], dict] = {}
+    for s in sidecars:
+        members = tuple((s.get("trained_with") or {}).get("batched") or [s.get("member")])
+        unit = units.setdefault(members, {"members": list(members), "wall_s": 0.0, "threads": s.get("threads"),
+                                          "batched": len(members) > 1,
+                                          "this_run": s.get("member") not in trained_before})
+        unit["wall_s"] += float(s.get("wall_s") or 0.0)
+    return list(units.values())
 
 
 def run_audit(
@@ -104,6 +120,8 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
     executor = make_executor(config, input_shape=dataset.input_shape, n_classes=dataset.n_classes, progress=progress,
                              threads=thread_choice)
     try:
+        fp = config.pool_fingerprint()
+        trained_before = {m for m in range(config.pool.n_models) if member_done(rd, m, fp)}
         with timer("training", progress):
             in_mask = membership_design(config.pool.n_models, len(splits.audit), config.seed)
             inputs = PoolInputs.build(config, dataset, splits, in_mask)
@@ -176,7 +194,9 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
             write_roc_figure(rd.figures / "roc.png", attack_run.roc, attack_run.results)
 
     timing = {"stages_s": timer.seconds, "total_s": time.perf_counter() - timer.started, "attacks_s": attack_run.seconds,
+              # per member; a member of a batched group holds its share (group wall ÷ members): see train_units
               "members_train_s": [s.get("wall_s") for s in sidecars],
+              "train_units": train_units(sidecars, trained_before),
               "runtime": {"threads": torch.get_num_threads(), "workers": config.runtime.workers,
                           "threads_per_member": getattr(executor, "threads", None) or torch.get_num_threads(),
                           "executor": type(executor).__name__, "batched": getattr(executor, "batched", False)}}
