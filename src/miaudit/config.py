@@ -135,11 +135,25 @@ class TrainConfig(BaseModel):
     schedule: Literal["constant", "cosine", "step"] = Field("constant", description="learning-rate schedule")
     step_size: int = Field(10, ge=1, description="epochs per decay for the 'step' schedule")
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor for the 'step' schedule")
+    warmup_epochs: float = Field(0.0, ge=0, description="linear learning-rate warm-up before the schedule (0 = none)")
+    min_lr: float = Field(0.0, ge=0, description="floor of the cosine and step schedules (cosine ends here)")
+    schedule_per: Literal["epoch", "batch"] = Field("epoch", description="move the schedule after every epoch or every batch")
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
     # recipes set the keys above at load time (config.resolved.yaml shows the values used)
     recipes: list[RecipeConfig] = Field(
         default_factory=list, description="training-time defences, composed in order, e.g. [regdrop, augmentation]"
     )
+
+    @model_validator(mode="after")
+    def _check_schedule(self) -> TrainConfig:
+        problems = []
+        if self.min_lr > self.lr:
+            problems.append(f"min_lr: must not exceed lr={self.lr:g}, got {self.min_lr:g}")
+        if self.warmup_epochs >= self.epochs and self.warmup_epochs:
+            problems.append(f"warmup_epochs: must be below epochs={self.epochs}, got {self.warmup_epochs:g}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class PoolConfig(BaseModel):
@@ -343,6 +357,9 @@ class RunConfig(BaseModel):
         d = self.model_dump(mode="json", include={"seed", "data", "model", "train", "pool"})
         if not d["train"]["recipes"]:
             del d["train"]["recipes"]  # runs without recipes keep the fingerprint they had before recipes existed
+        for key, default in (("warmup_epochs", 0.0), ("min_lr", 0.0), ("schedule_per", "epoch")):
+            if d["train"].get(key) == default:
+                del d["train"][key]  # likewise for runs without the schedule options
         return fingerprint(d)
 
     def to_yaml(self) -> str:

@@ -197,6 +197,8 @@ def batched_reason(config: RunConfig, input_shape: tuple[int, ...], n_classes: i
         return "runtime.batched is false"
     model = build_model(config.model.name, config.model.params, input_shape, n_classes)
     reason = batched_unsupported(model, config.train.recipes)
+    if reason is None and config.train.schedule_per == "batch":
+        reason = "train.schedule_per: batch (members of a group take different numbers of steps)"
     if reason is None and mode == "auto" and n_params(model) >= BATCHED_MAX_PARAMS:
         reason = f"{n_params(model):,} parameters (auto batches models under {BATCHED_MAX_PARAMS:,})"
     if reason is not None and mode is True:
