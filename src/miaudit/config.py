@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from miaudit._validation import format_validation_error
 from miaudit.errors import ConfigError
-from miaudit.io import fingerprint
+from miaudit.io import fingerprint, sha256_file
 
 FORBID = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,6 +43,24 @@ class SplitSizes(BaseModel):
     population: int = Field(5_000, ge=0, description="never trained on: RMIA's z, thresholds, shadow data")
     validation: int = Field(1_000, ge=0, description="early stopping and model selection only")
     test: int = Field(5_000, ge=1, description="utility (test accuracy)")
+    indices: Path | None = Field(
+        None, description="an .npz of row indices (audit, test [, population, validation]) used instead of a "
+                          "seeded draw, e.g. a run's splits.npz; the sizes follow it"
+    )
+
+    @model_validator(mode="after")
+    def _from_indices(self) -> SplitSizes:
+        if self.indices is None:
+            return self
+        from miaudit.data.splits import read_split_indices
+
+        arrays = read_split_indices(self.indices, key="indices")
+        for k, a in arrays.items():
+            if k in self.model_fields_set and getattr(self, k) != len(a):
+                raise ValueError(f"{k}: {getattr(self, k)} but indices {self.indices} holds {len(a)} rows "
+                                 f"(leave the size out: it follows the file)")
+            object.__setattr__(self, k, len(a))
+        return self
 
 
 class DataConfig(BaseModel):
@@ -357,6 +375,10 @@ class RunConfig(BaseModel):
         d = self.model_dump(mode="json", include={"seed", "data", "model", "train", "pool"})
         if not d["train"]["recipes"]:
             del d["train"]["recipes"]  # runs without recipes keep the fingerprint they had before recipes existed
+        if self.data.splits.indices is None:
+            del d["data"]["splits"]["indices"]  # drawn splits keep their fingerprint
+        else:  # the rows, not where the file lies
+            d["data"]["splits"]["indices"] = sha256_file(self.data.splits.indices)
         for key, default in (("warmup_epochs", 0.0), ("min_lr", 0.0), ("schedule_per", "epoch")):
             if d["train"].get(key) == default:
                 del d["train"][key]  # likewise for runs without the schedule options
@@ -490,10 +512,13 @@ def load_config(path: Path | str | None = None, overrides: list[str] | None = No
     """Defaults, then the YAML file (if any), then ``--set`` overrides; validated as a whole."""
     raw = read_yaml(path) if path is not None else {}
     raw = apply_overrides(raw, list(overrides or []))
+    base = Path(path).resolve().parent if path is not None else Path.cwd()
     if isinstance(raw.get("plugins"), list):
         from miaudit.plugins import resolve_plugin_paths
 
         # file plugins relative to the config file (or the working directory), stored absolute
-        base = Path(path).resolve().parent if path is not None else Path.cwd()
         raw["plugins"] = resolve_plugin_paths(raw["plugins"], base)
+    splits = raw["data"].get("splits") if isinstance(raw.get("data"), dict) else None
+    if isinstance(splits, dict) and isinstance(splits.get("indices"), str):  # likewise the split indices
+        splits["indices"] = str(base / Path(splits["indices"]).expanduser())
     return validate_config(raw, source=str(path) if path is not None else "config")

@@ -57,8 +57,12 @@ def split_data(config: RunConfig) -> tuple[Dataset, Splits]:
     """Load the configured dataset and draw its four disjoint splits from the run seed."""
     d = config.data
     dataset = load_dataset(d.name, d.params, d.data_dir, config.seed)
-    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x5_9117]))
     s = d.splits
+    if s.indices is not None:  # explicit rows (data.splits.indices), e.g. to reproduce another tool's setup
+        from miaudit.data.splits import read_split_indices, splits_from_indices
+
+        return dataset, splits_from_indices(read_split_indices(s.indices), len(dataset))
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x5_9117]))
     splits = make_splits(len(dataset), audit=s.audit, population=s.population, validation=s.validation, test=s.test, rng=rng)
     return dataset, splits
 
