@@ -56,7 +56,7 @@ from miaudit.config import RunConfig, RuntimeConfig, validate_config
 from miaudit.errors import ConfigError
 from miaudit.progress import NullProgress, Progress
 from miaudit.rundir import RunDir
-from miaudit.threads import ThreadChoice, omp_env
+from miaudit.threads import ThreadChoice, choose_threads, omp_env
 
 if TYPE_CHECKING:
     from miaudit.data import Dataset, Splits
@@ -269,13 +269,17 @@ def run_members(job: MemberJob, members: Sequence[int], *, progress: Progress | 
 class SerialExecutor:
     """Every unit in this process, one after another (torch uses all of ``runtime.threads``)."""
 
-    def __init__(self, progress: Progress | None = None, *, batched: bool = False, group_size: int = 8) -> None:
+    def __init__(self, progress: Progress | None = None, *, batched: bool = False, group_size: int = 8,
+                 retune: Callable[[], None] | None = None) -> None:
         self.progress = progress
         self.batched = batched
         self.group_size = group_size
+        self.retune = retune  # called between units: runtime.threads: auto follows the machine's load
 
     def run(self, member_ids: Sequence[int], job: MemberJob, *, on_done: UnitCallback | None = None) -> None:
-        for unit in plan_units(member_ids, batched=self.batched and job.train, group_size=self.group_size):
+        for i, unit in enumerate(plan_units(member_ids, batched=self.batched and job.train, group_size=self.group_size)):
+            if i and self.retune is not None:
+                self.retune()
             run_members(job, unit, progress=self.progress)
             if on_done is not None:
                 on_done(unit)
@@ -417,6 +421,14 @@ class ProcessExecutor:
         self.close()
 
 
+def retune_threads() -> None:
+    """Choose ``auto`` threads again (between members): the load may have changed since the run began."""
+    choice = choose_threads("auto")
+    if choice.threads != torch.get_num_threads():
+        log.info("threads: %s", choice.reason)
+        torch.set_num_threads(choice.threads)
+
+
 def threads_per_worker(runtime: RuntimeConfig, choice: ThreadChoice | None = None) -> int:
     """Threads of each worker: the run's thread choice split evenly over the workers, at least 1.
 
@@ -448,6 +460,7 @@ def make_executor(
         import_ray()  # fail now, before anything trains, if Ray is missing
         return RayExecutor.from_runtime(rt, batched=batched)
     if rt.workers == 1:
-        return SerialExecutor(progress=progress, batched=batched, group_size=rt.group_size)
+        retune = retune_threads if threads is not None and threads.setting == "auto" else None
+        return SerialExecutor(progress=progress, batched=batched, group_size=rt.group_size, retune=retune)
     return ProcessExecutor(rt.workers, threads_per_worker(rt, threads), batched=batched, group_size=rt.group_size,
                            env=omp_env(threads) if threads is not None else None)

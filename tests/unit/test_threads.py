@@ -104,3 +104,20 @@ def test_cpu_times_read_busy_share(tmp_path):
     assert _cpu_times({0}, stat) == (10.0, 50.0)
     assert _cpu_times(None, stat) == (20.0, 100.0)
     assert busy_cores(0.0, tmp_path / "missing") is None
+
+
+def test_serial_executor_retunes_auto_threads_between_units(tiny_overrides, monkeypatch):
+    from miaudit import executors
+
+    cfg = load_config(None, [*tiny_overrides, "runtime.threads=auto"])
+    auto = decide_threads("auto", affinity=2, quota=None, busy=0.0, load_avg=None)
+    ex = make_executor(cfg, input_shape=(60,), n_classes=5, threads=auto)
+    assert ex.retune is executors.retune_threads
+    fixed = make_executor(cfg, input_shape=(60,), n_classes=5, threads=decide_threads(1, affinity=2, quota=None,
+                                                                                        busy=None, load_avg=None))
+    assert fixed.retune is None
+    calls = []
+    monkeypatch.setattr(executors, "run_members", lambda job, unit, progress=None: unit)
+    ex.retune, ex.batched = (lambda: calls.append(1)), False
+    ex.run([0, 1, 2], job=None)
+    assert len(calls) == 2  # before the 2nd and 3rd member, not before the first
