@@ -612,13 +612,14 @@ def _setup(run: dict) -> dict:
 
 def rebuild_path(root: Path) -> str:
     """The run directory as the user would type it in ``miaudit report PATH``: as given when relative
-    (``runs/default`` from the project directory), else absolute with the home folder as ``~``."""
+    (``runs/default`` from the project directory), relative to the working directory when inside it;
+    else only its name, as the report never shows an absolute path of the machine."""
     if not root.is_absolute():
         return shlex.quote(str(root))
-    home = Path.home()
-    if root == home or home in root.parents:
-        return "~/" + shlex.quote(str(root.relative_to(home)))
-    return shlex.quote(str(root))
+    try:
+        return shlex.quote(str(root.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(root.name)
 
 
 def _plural(n: int, word: str) -> str:
