@@ -39,7 +39,7 @@ class ThreadChoice:
     busy_cores: float | None  # cores other work kept busy while auto looked (None: not measured)
     load_avg: float | None  # the machine's 1-minute load average (all cores)
     cpu_quota: float | None  # cgroup CPU quota in cores (None: no quota)
-    omp_wait_policy: str | None  # OMP_WAIT_POLICY in effect for worker processes
+    omp_wait_policy: str | None  # OMP_WAIT_POLICY of worker processes: the user's, or PASSIVE when auto saw busy cores
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -163,6 +163,8 @@ def decide_threads(setting: int | str | None, *, workers: int = 1, affinity: int
         reason = f"auto: {_cores_text(affinity, quota, usable)}, {how} -> {threads} thread{'s' * (threads != 1)}"
         if env_threads is not None and env_threads < threads:
             threads, reason = env_threads, reason + f"; OMP_NUM_THREADS={env_threads} caps it"
+    if omp_wait_policy is None and workers > 1 and (busy or 0.0) >= BUSY_SHARE:
+        omp_wait_policy = "PASSIVE"  # what omp_env gives the workers
     per_worker = max(1, threads // max(1, workers))
     if workers > 1:
         reason += f"; {workers} workers x {per_worker} thread{'s' * (per_worker != 1)}"
@@ -208,6 +210,6 @@ def omp_env(choice: ThreadChoice) -> dict[str, str]:
     only set when ``auto`` saw busy cores, and never over the user's own setting.
     """
     env = {"OMP_NUM_THREADS": str(choice.per_worker)}
-    if "OMP_WAIT_POLICY" not in os.environ and (choice.busy_cores or 0.0) >= BUSY_SHARE:
+    if "OMP_WAIT_POLICY" not in os.environ and choice.omp_wait_policy == "PASSIVE":
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     return env

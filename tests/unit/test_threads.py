@@ -61,6 +61,7 @@ def test_workers_get_passive_waiting_only_when_cores_are_busy(monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     busy = decide_threads("auto", affinity=4, quota=None, busy=1.0, load_avg=None, workers=2)
     quiet = decide_threads("auto", affinity=4, quota=None, busy=0.0, load_avg=None, workers=2)
+    assert busy.omp_wait_policy == "PASSIVE" and quiet.omp_wait_policy is None  # recorded in run.json
     assert omp_env(busy) == {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     assert omp_env(quiet) == {"OMP_NUM_THREADS": "2"}  # spinning is faster on a quiet machine
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
