@@ -40,9 +40,9 @@ class NullProgress:
         pass
 
 
-#: work reported within this many seconds of a bar opening counts as already done (reused members),
-#: so it does not make the pace look faster than it is
-PRE_DONE_S = 0.5
+#: work reported by the first call within this many seconds of a bar opening counts as already done
+#: (reused members, reported at once), so it does not make the pace look faster than it is
+PRE_DONE_S = 0.05
 
 
 class BarClock:
@@ -61,10 +61,12 @@ class BarClock:
         self.done = 0.0  # finished steps
         self.skipped = 0.0  # steps reported at once when the bar opened: done before, not by this pace
         self.partial = 0.0  # finished share of running steps
+        self._calls = 0
 
     def advance(self, n: float = 1) -> None:
-        if self.done == self.skipped and self._now() - self.start < PRE_DONE_S:
+        if self._calls == 0 and self._now() - self.start < PRE_DONE_S:
             self.skipped += n
+        self._calls += 1
         self.done += n
 
     @property
