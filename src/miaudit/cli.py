@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 
 from miaudit.errors import UserError
 
@@ -32,21 +32,37 @@ app = typer.Typer(
 )
 _STATE = {"debug": False, "quiet": False}
 err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+out_console = Console(highlight=False, soft_wrap=True)  # piped output: long lines and URLs stay whole
+
+
+class _EtaColumn(ProgressColumn):
+    """Time left at the bar's average pace since it opened (``miaudit.progress.BarClock``)."""
+
+    def render(self, task):  # noqa: ANN001, ANN201
+        from rich.text import Text
+
+        from miaudit.progress import format_seconds
+
+        clock = task.fields.get("clock")
+        eta = clock.eta() if clock is not None and not task.finished else None
+        return Text("" if task.finished else f"~{format_seconds(eta)} left" if eta is not None else "", style="progress.remaining")
 
 
 class RichProgress:
-    """Progress bars on stderr (one per pool member and one per stage)."""
+    """Progress bars on stderr (one per pool member and one per stage), each with an overall estimate."""
 
     def __init__(self, console: Console) -> None:
+        from miaudit.progress import NestedBars
+
         self.console = console
         self._progress: Progress | None = None
+        self._bars = NestedBars()
 
     @contextlib.contextmanager
     def live(self) -> Iterator[RichProgress]:
         self._progress = Progress(
             TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=self.console, transient=False,
+            _EtaColumn(), console=self.console, transient=False,
         )
         with self._progress:
             yield self
@@ -57,13 +73,29 @@ class RichProgress:
         if self._progress is None:
             yield lambda n=1: None
             return
+        progress = self._progress
         transient = description.startswith("member")
-        task = self._progress.add_task(description, total=total)
+        clock = self._bars.open(description, total)
+        task = progress.add_task(description, total=total, clock=clock)
+
+        def refresh() -> None:  # every open bar: a member's epochs move the pool's share too
+            for t in progress.tasks:
+                c = t.fields.get("clock")
+                if c is not None and not t.finished:
+                    progress.update(t.id, completed=c.completed)
+
+        def advance(n: int = 1) -> None:
+            clock.advance(n)
+            self._bars.advanced()
+            refresh()
+
         try:
-            yield lambda n=1: self._progress.advance(task, n)
+            yield advance
         finally:
+            self._bars.close(clock)
+            refresh()
             if transient:
-                self._progress.remove_task(task)
+                progress.remove_task(task)
 
     def stage(self, name: str) -> None:
         if self._progress is not None:
@@ -75,11 +107,18 @@ class RichProgress:
 
 
 def _progress():  # noqa: ANN202
-    from miaudit.progress import NullProgress
+    from miaudit.progress import LineProgress, NullProgress
 
     if _STATE["quiet"]:
         return contextlib.nullcontext(NullProgress())
+    if not err_console.is_terminal:  # a log file or a pipe: plain lines as work finishes, not bars at the end
+        return contextlib.nullcontext(LineProgress(_write_err))
     return RichProgress(err_console).live()
+
+
+def _write_err(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
 
 
 def default_out(config: Path | None) -> Path:
@@ -89,9 +128,28 @@ def default_out(config: Path | None) -> Path:
 
 @app.callback()
 def _global(
-    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors (before or after the command)")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output (before or after the command)")] = False,
 ) -> None:
-    _STATE["debug"] = debug
+    _STATE["debug"] = debug or _STATE["debug"]
+    _STATE["quiet"] = quiet or _STATE["quiet"]
+
+
+#: flags accepted anywhere on the command line (before `--`), before or after the command
+_GLOBAL_FLAGS = {"--debug": "debug", "--quiet": "quiet", "-q": "quiet"}
+
+
+def _take_global_flags(args: list[str]) -> list[str]:
+    """Set ``_STATE`` from ``--debug``/``--quiet`` wherever they stand; return the other arguments."""
+    rest: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return rest + args[i:]
+        if arg in _GLOBAL_FLAGS:
+            _STATE[_GLOBAL_FLAGS[arg]] = True
+        else:
+            rest.append(arg)
+    return rest
 
 
 ConfigArg = Annotated[Optional[Path], typer.Argument(help="YAML config (default: the embedded synthetic-purchase audit)")]
@@ -113,7 +171,7 @@ def run(
     from miaudit.report.summary import format_summary
     from miaudit.runner import run_audit
 
-    _STATE["quiet"] = quiet
+    _STATE["quiet"] = quiet or _STATE["quiet"]
     cfg = load_config(config, set_ or [])
     out = out or default_out(config)
     with _progress() as progress:
@@ -136,7 +194,7 @@ def analyze(
     from miaudit.report.summary import format_summary
     from miaudit.vulnerability import reanalyze_run
 
-    _STATE["quiet"] = quiet
+    _STATE["quiet"] = quiet or _STATE["quiet"]
     with allow_run_dir_plugins(allow_plugins), _progress() as progress:
         results = reanalyze_run(run_dir, set_ or [], compare or [], progress=progress)
     from miaudit.report.render import try_write_report
@@ -160,7 +218,7 @@ def audit(
     from miaudit.report.summary import format_summary
     from miaudit.signals_file import load_signals_file
 
-    _STATE["quiet"] = quiet
+    _STATE["quiet"] = quiet or _STATE["quiet"]
     sig = load_signals_file(signals)
     cfg = load_audit_config(config, set_ or [], n_models=sig.n_models)
     with _progress() as progress:
@@ -215,7 +273,7 @@ def sweep(
     """Run every defence variant of a sweep (each a full run, resumable) and tabulate utility against privacy."""
     from miaudit.sweep import run_sweep
 
-    _STATE["quiet"] = quiet
+    _STATE["quiet"] = quiet or _STATE["quiet"]
     with _progress() as progress:
         run_sweep(config, out, overrides=set_ or [], force=force, progress=progress)
     sys.stdout.write((out / "sweep.md").read_text(encoding="utf-8").split("\n## ", 1)[0])
@@ -324,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=UserWarning, module="miaudit")
-    args = list(sys.argv[1:] if argv is None else argv)
-    _STATE["debug"] = "--debug" in args
+    _STATE.update(debug=False, quiet=False)
+    args = _take_global_flags(list(sys.argv[1:] if argv is None else argv))
     try:
         with _held_warnings():
             code = app(args=args, prog_name="miaudit", standalone_mode=False)

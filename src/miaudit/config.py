@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from miaudit._validation import format_validation_error
 from miaudit.errors import ConfigError
-from miaudit.io import fingerprint
+from miaudit.io import fingerprint, sha256_file
 
 FORBID = ConfigDict(extra="forbid", frozen=True)
 
@@ -31,7 +31,7 @@ def _validate_params(registry: Any, name: str, params: dict[str, Any] | None, wh
     try:
         return spec.params.model_validate(params or {}).model_dump(mode="json")
     except ValidationError as exc:
-        raise ValueError(format_validation_error(exc, prefix="params")) from None
+        raise ValueError(format_validation_error(exc, prefix="params", model=spec.params)) from None
 
 
 class SplitSizes(BaseModel):
@@ -43,6 +43,24 @@ class SplitSizes(BaseModel):
     population: int = Field(5_000, ge=0, description="never trained on: RMIA's z, thresholds, shadow data")
     validation: int = Field(1_000, ge=0, description="early stopping and model selection only")
     test: int = Field(5_000, ge=1, description="utility (test accuracy)")
+    indices: Path | None = Field(
+        None, description="an .npz of row indices (audit, test [, population, validation]) used instead of a "
+                          "seeded draw, e.g. a run's splits.npz; the sizes follow it"
+    )
+
+    @model_validator(mode="after")
+    def _from_indices(self) -> SplitSizes:
+        if self.indices is None:
+            return self
+        from miaudit.data.splits import read_split_indices
+
+        arrays = read_split_indices(self.indices, key="indices")
+        for k, a in arrays.items():
+            if k in self.model_fields_set and getattr(self, k) != len(a):
+                raise ValueError(f"{k}: {getattr(self, k)} but indices {self.indices} holds {len(a)} rows "
+                                 f"(leave the size out: it follows the file)")
+            object.__setattr__(self, k, len(a))
+        return self
 
 
 class DataConfig(BaseModel):
@@ -139,11 +157,25 @@ class TrainConfig(BaseModel):
     schedule: Literal["constant", "cosine", "step"] = Field("constant", description="learning-rate schedule")
     step_size: int = Field(10, ge=1, description="epochs per decay for the 'step' schedule")
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor for the 'step' schedule")
+    warmup_epochs: float = Field(0.0, ge=0, description="linear learning-rate warm-up before the schedule (0 = none)")
+    min_lr: float = Field(0.0, ge=0, description="floor of the cosine and step schedules (cosine ends here)")
+    schedule_per: Literal["epoch", "batch"] = Field("epoch", description="move the schedule after every epoch or every batch")
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
     # recipes set the keys above at load time (config.resolved.yaml shows the values used)
     recipes: list[RecipeConfig] = Field(
         default_factory=list, description="training-time defences, composed in order, e.g. [regdrop, augmentation]"
     )
+
+    @model_validator(mode="after")
+    def _check_schedule(self) -> TrainConfig:
+        problems = []
+        if self.min_lr > self.lr:
+            problems.append(f"min_lr: must not exceed lr={self.lr:g}, got {self.min_lr:g}")
+        if self.warmup_epochs >= self.epochs and self.warmup_epochs:
+            problems.append(f"warmup_epochs: must be below epochs={self.epochs}, got {self.warmup_epochs:g}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class PoolConfig(BaseModel):
@@ -262,7 +294,10 @@ class RuntimeConfig(BaseModel):
 
     model_config = FORBID
 
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads; default: all cores")
+    # all cores on a busy machine made training ~10x slower than 1 thread (issue 16; miaudit/threads.py)
+    threads: int | Literal["auto", "all"] | None = Field(
+        "auto", description="torch threads: auto (the usable cores other work leaves idle), all (or null), or a number"
+    )
     # 2 single-thread workers beat one 2-thread process on small models (+17% on a CNN, 2 cores)
     workers: int = Field(1, ge=1, description="pool members trained in parallel processes (threads split among them)")
     # batched matmuls gave ≈2x for models under ~200k parameters on 2 cores, nothing for the 1.3 M FCN;
@@ -281,6 +316,13 @@ class RuntimeConfig(BaseModel):
     ray_num_gpus: float = Field(0.0, ge=0, description="GPUs each Ray task reserves; > 0 trains on cuda")
     # a lost node or a killed worker is usually transient; a deterministic error fails 3 times and is reported
     ray_max_retries: int = Field(2, ge=0, description="retries of a failed Ray task before its members are reported")
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, v: Any) -> Any:
+        if v is None or v in ("auto", "all") or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError(f"give auto, all or a number of threads >= 1, got {v!r}")
 
 
 class TargetDataSpec(NamedSpec):
@@ -376,6 +418,13 @@ class RunConfig(BaseModel):
         del d["data"]["planted"]  # ground truth for the analysis only: it trains nothing
         if self.target is not None:  # the references' data; not the target's weights (new weights reuse them)
             d["target"] = self.target.model_dump(mode="json", include={"members", "non_members", "references"})
+        if self.data.splits.indices is None:
+            del d["data"]["splits"]["indices"]  # drawn splits keep their fingerprint
+        else:  # the rows, not where the file lies
+            d["data"]["splits"]["indices"] = sha256_file(self.data.splits.indices)
+        for key, default in (("warmup_epochs", 0.0), ("min_lr", 0.0), ("schedule_per", "epoch")):
+            if d["train"].get(key) == default:
+                del d["train"][key]  # likewise for runs without the schedule options
         return fingerprint(d)
 
     def to_yaml(self) -> str:
@@ -527,7 +576,7 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
+        raise ConfigError(f"{source}: {format_validation_error(exc, model=RunConfig)}") from None
 
 
 def load_config(path: Path | str | None = None, overrides: list[str] | None = None, *, from_run_dir: bool = False
@@ -543,12 +592,15 @@ def load_config(path: Path | str | None = None, overrides: list[str] | None = No
 
         check_run_dir_plugins(Path(path), raw.get("plugins"))
     raw = apply_overrides(raw, list(overrides or []))
+    base = Path(path).resolve().parent if path is not None else Path.cwd()
     if isinstance(raw.get("plugins"), list):
         from miaudit.plugins import resolve_plugin_paths
 
         # file plugins relative to the config file (or the working directory), stored absolute
-        base = Path(path).resolve().parent if path is not None else Path.cwd()
         raw["plugins"] = resolve_plugin_paths(raw["plugins"], base)
+    splits = raw["data"].get("splits") if isinstance(raw.get("data"), dict) else None
+    if isinstance(splits, dict) and isinstance(splits.get("indices"), str):  # likewise the split indices
+        splits["indices"] = str(base / Path(splits["indices"]).expanduser())
     if path is not None and isinstance(raw.get("target"), dict):
         from miaudit.target import resolve_target_paths
 

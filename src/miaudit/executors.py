@@ -58,6 +58,7 @@ from miaudit.config import RunConfig, RuntimeConfig, validate_config
 from miaudit.errors import ConfigError
 from miaudit.progress import NullProgress, Progress
 from miaudit.rundir import RunDir
+from miaudit.threads import ThreadChoice, choose_threads, omp_env
 
 if TYPE_CHECKING:
     from miaudit.data import Dataset, Splits
@@ -202,6 +203,8 @@ def batched_reason(config: RunConfig, input_shape: tuple[int, ...], n_classes: i
         return "runtime.batched is false"
     model = build_model(config.model.name, config.model.params, input_shape, n_classes)
     reason = batched_unsupported(model, config.train.recipes)
+    if reason is None and config.train.schedule_per == "batch":
+        reason = "train.schedule_per: batch (members of a group take different numbers of steps)"
     if reason is None and mode == "auto" and n_params(model) >= BATCHED_MAX_PARAMS:
         reason = f"{n_params(model):,} parameters (auto batches models under {BATCHED_MAX_PARAMS:,})"
     if reason is not None and mode is True:
@@ -272,13 +275,17 @@ def run_members(job: MemberJob, members: Sequence[int], *, progress: Progress | 
 class SerialExecutor:
     """Every unit in this process, one after another (torch uses all of ``runtime.threads``)."""
 
-    def __init__(self, progress: Progress | None = None, *, batched: bool = False, group_size: int = 8) -> None:
+    def __init__(self, progress: Progress | None = None, *, batched: bool = False, group_size: int = 8,
+                 retune: Callable[[], None] | None = None) -> None:
         self.progress = progress
         self.batched = batched
         self.group_size = group_size
+        self.retune = retune  # called between units: runtime.threads: auto follows the machine's load
 
     def run(self, member_ids: Sequence[int], job: MemberJob, *, on_done: UnitCallback | None = None) -> None:
-        for unit in plan_units(member_ids, batched=self.batched and job.train, group_size=self.group_size):
+        for i, unit in enumerate(plan_units(member_ids, batched=self.batched and job.train, group_size=self.group_size)):
+            if i and self.retune is not None:
+                self.retune()
             run_members(job, unit, progress=self.progress)
             if on_done is not None:
                 on_done(unit)
@@ -338,6 +345,21 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, before)
 
 
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (child processes started in it inherit them)."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _ready(_: int = 0) -> int:
     time.sleep(0.05)
     return os.getpid()
@@ -358,8 +380,9 @@ class ProcessExecutor:
     """
 
     def __init__(self, workers: int, threads: int | None = None, *, batched: bool = False, group_size: int = 8,
-                 start_method: str = "spawn") -> None:
+                 start_method: str = "spawn", env: dict[str, str] | None = None) -> None:
         self.workers = workers
+        self.env = dict(env or {})  # environment of the spawned workers (OpenMP settings read at torch import)
         self.threads = threads
         self.batched = batched
         self.group_size = group_size
@@ -372,6 +395,11 @@ class ProcessExecutor:
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.threads, os.getpid())
             )
+            # each submit spawns a worker while none is idle: all start now, with this env, and ignoring
+            # SIGINT (Ctrl-C reaches this process only, which stops them)
+            with _environ(self.env), _sigint_ignored():
+                for fut in [self._pool.submit(_ready) for _ in range(self.workers)]:
+                    fut.result()
         return self._pool
 
     def start(self, timeout: float = 600.0) -> float:
@@ -425,16 +453,34 @@ class ProcessExecutor:
         self.close()
 
 
-def threads_per_worker(runtime: RuntimeConfig) -> int:
-    """``runtime.threads`` (default: this process's torch threads) split evenly over the workers, at least 1."""
-    total = runtime.threads or torch.get_num_threads() or os.cpu_count() or 1
+def retune_threads() -> None:
+    """Choose ``auto`` threads again (between members): the load may have changed since the run began."""
+    choice = choose_threads("auto")
+    if choice.threads != torch.get_num_threads():
+        log.info("threads: %s", choice.reason)
+        torch.set_num_threads(choice.threads)
+
+
+def threads_per_worker(runtime: RuntimeConfig, choice: ThreadChoice | None = None) -> int:
+    """Threads of each worker: the run's thread choice split evenly over the workers, at least 1.
+
+    Without a ``choice``: a numeric ``runtime.threads``, else this process's torch threads.
+    """
+    if choice is not None:
+        return choice.per_worker
+    total = runtime.threads if isinstance(runtime.threads, int) else (torch.get_num_threads() or os.cpu_count() or 1)
     return max(1, total // runtime.workers)
 
 
 def make_executor(
-    config: RunConfig, *, input_shape: tuple[int, ...], n_classes: int, progress: Progress | None = None
+    config: RunConfig, *, input_shape: tuple[int, ...], n_classes: int, progress: Progress | None = None,
+    threads: ThreadChoice | None = None,
 ) -> SerialExecutor | ProcessExecutor | RayExecutor:
-    """The executor ``config.runtime`` asks for, with batched groups where they apply."""
+    """The executor ``config.runtime`` asks for, with batched groups where they apply.
+
+    ``threads``: the run's thread choice (``miaudit.threads``); workers get its share each and,
+    when other work holds cores, OpenMP's PASSIVE wait policy (set before they import torch).
+    """
     rt = config.runtime
     batched = batched_reason(config, input_shape, n_classes) is None
     if rt.executor == "ray":
@@ -446,5 +492,7 @@ def make_executor(
         import_ray()  # fail now, before anything trains, if Ray is missing
         return RayExecutor.from_runtime(rt, batched=batched)
     if rt.workers == 1:
-        return SerialExecutor(progress=progress, batched=batched, group_size=rt.group_size)
-    return ProcessExecutor(rt.workers, threads_per_worker(rt), batched=batched, group_size=rt.group_size)
+        retune = retune_threads if threads is not None and threads.setting == "auto" else None
+        return SerialExecutor(progress=progress, batched=batched, group_size=rt.group_size, retune=retune)
+    return ProcessExecutor(rt.workers, threads_per_worker(rt, threads), batched=batched, group_size=rt.group_size,
+                           env=omp_env(threads) if threads is not None else None)

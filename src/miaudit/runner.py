@@ -22,13 +22,14 @@ from miaudit.config import RunConfig
 from miaudit.data import Dataset, Splits, load_dataset, make_splits
 from miaudit.executors import make_executor, release_context
 from miaudit.io import save_npz, write_json, write_text
-from miaudit.pool import PoolInputs, membership_design, resolve_device, train_pool
+from miaudit.pool import PoolInputs, member_done, membership_design, resolve_device, train_pool
 from miaudit.progress import NullProgress, Progress
 from miaudit.provenance import machine, package_versions
 from miaudit.report.roc import write_roc_figure
 from miaudit.report.summary import format_summary
 from miaudit.rundir import RunDir, locked, prepare_run_dir
 from miaudit.signals import compute_signals
+from miaudit.threads import choose_threads
 from miaudit.training.dp import dp_summary
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,30 @@ def split_data(config: RunConfig) -> tuple[Dataset, Splits]:
         return records.dataset, records.splits
     d = config.data
     dataset = load_dataset(d.name, d.params, d.data_dir, config.seed)
-    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x5_9117]))
     s = d.splits
+    if s.indices is not None:  # explicit rows (data.splits.indices), e.g. to reproduce another tool's setup
+        from miaudit.data.splits import read_split_indices, splits_from_indices
+
+        return dataset, splits_from_indices(read_split_indices(s.indices), len(dataset))
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x5_9117]))
     splits = make_splits(len(dataset), audit=s.audit, population=s.population, validation=s.validation, test=s.test, rng=rng)
     return dataset, splits
+
+
+def train_units(sidecars: list[dict], trained_before: set[int]) -> list[dict]:
+    """How the pool trained, one entry per unit (a batched group or one member), for ``timing.json``.
+
+    ``wall_s`` is the unit's own wall time (a batched group's, not a share); ``this_run`` is
+    False for members an earlier, perhaps interrupted, invocation trained (other load, threads).
+    """
+    units: dict[tuple[int, ...], dict] = {}
+    for s in sidecars:
+        members = tuple((s.get("trained_with") or {}).get("batched") or [s.get("member")])
+        unit = units.setdefault(members, {"members": list(members), "wall_s": 0.0, "threads": s.get("threads"),
+                                          "batched": len(members) > 1,
+                                          "this_run": s.get("member") not in trained_before})
+        unit["wall_s"] += float(s.get("wall_s") or 0.0)
+    return list(units.values())
 
 
 def run_audit(
@@ -89,8 +110,10 @@ def run_audit(
 
 
 def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset, Splits], timer: StageTimer) -> dict:
-    if config.runtime.threads:
-        torch.set_num_threads(config.runtime.threads)
+    # runtime.threads (auto: the usable cores other work leaves idle); recorded in run.json and timing.json
+    thread_choice = choose_threads(config.runtime.threads, workers=config.runtime.workers)
+    torch.set_num_threads(thread_choice.threads)
+    log.info("threads: %s", thread_choice.reason)
     device = resolve_device(config.runtime.device)
     write_text(rd.root / "config.resolved.yaml", config.to_yaml())
     write_json(rd.manifest, {
@@ -99,6 +122,7 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
         "versions": package_versions(),
         "machine": machine(),
         "threads": torch.get_num_threads(),
+        "thread_choice": thread_choice.as_dict(),
         "device": str(device),
     })
 
@@ -107,8 +131,11 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
     failpoints.hit("after-data")
 
     # where pool members train and infer (runtime.workers, runtime.batched); shared by both stages
-    executor = make_executor(config, input_shape=dataset.input_shape, n_classes=dataset.n_classes, progress=progress)
+    executor = make_executor(config, input_shape=dataset.input_shape, n_classes=dataset.n_classes, progress=progress,
+                             threads=thread_choice)
     try:
+        fp = config.pool_fingerprint()
+        trained_before = {m for m in range(config.pool.n_models) if member_done(rd, m, fp)}
         with timer("training", progress):
             in_mask = membership_design(config.pool.n_models, len(splits.audit), config.seed)
             inputs = PoolInputs.build(config, dataset, splits, in_mask)
@@ -191,7 +218,9 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
             write_roc_figure(rd.figures / "roc.png", attack_run.roc, attack_run.results)
 
     timing = {"stages_s": timer.seconds, "total_s": time.perf_counter() - timer.started, "attacks_s": attack_run.seconds,
+              # per member; a member of a batched group holds its share (group wall ÷ members): see train_units
               "members_train_s": [s.get("wall_s") for s in sidecars],
+              "train_units": train_units(sidecars, trained_before),
               "runtime": {"threads": torch.get_num_threads(), "workers": config.runtime.workers,
                           "threads_per_member": getattr(executor, "threads", None) or torch.get_num_threads(),
                           "executor": type(executor).__name__, "batched": getattr(executor, "batched", False)}}

@@ -144,6 +144,13 @@ def find_file(directory: Path, names: tuple[str, ...]) -> Path | None:
     return None
 
 
+def dirs_text(dirs: list[Path]) -> str:
+    """The folders searched, for an error message; a folder that does not exist says so."""
+    if not dirs:
+        return "a directory given as data.data_dir"
+    return " or ".join(str(d) + ("" if d.is_dir() else " (no such folder)") for d in dirs)
+
+
 def require_file(spec_name: str, data_dir: Path | None, names: tuple[str, ...], default_dirs: tuple[str, ...] = ()) -> Path:
     """Locate one of ``names`` or raise a DataError that says exactly what to put where."""
     dirs = [Path(data_dir).expanduser()] if data_dir is not None else [Path(d).expanduser() for d in default_dirs]
@@ -151,7 +158,7 @@ def require_file(spec_name: str, data_dir: Path | None, names: tuple[str, ...], 
         p = find_file(d, names)
         if p is not None:
             return p
-    where = " or ".join(str(d) for d in dirs) if dirs else "a directory given as data.data_dir"
+    where = dirs_text(dirs)
     wanted = " or ".join(repr(n) for n in names)
     raise DataError(f"dataset {spec_name!r}: file {wanted} not found; put it in {where} (set data.data_dir)")
 
@@ -184,7 +191,7 @@ def require_files(
     if best is not None:  # a directory holds some of the files: name exactly what it lacks
         where, missing = str(best[0]), best[1]
     else:
-        where = " or ".join(str(d) for d in dirs) if dirs else "a directory given as data.data_dir"
+        where = dirs_text(dirs)
         missing = list(groups)
     if len(missing) == 1:
         wanted = " or ".join(repr(n) for n in missing[0])

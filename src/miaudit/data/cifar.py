@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from miaudit.data.archive import read_members
-from miaudit.data.base import Dataset, ExpectedFile, register_dataset
+from miaudit.data.base import Dataset, ExpectedFile, dirs_text, register_dataset
 from miaudit.data.download import Remote, cache_dir, download_hint, fetch
 from miaudit.errors import DataError
 
@@ -237,7 +237,7 @@ def _locate(layout: _Layout, params: Cifar10Params, data_dir: Path | None) -> _S
     if "python" in formats:
         wanted += [repr(layout.py_archive), repr(layout.py_folder + "/")]
     hint = download_hint((layout.bin_archive,)) if "binary" in formats and not params.download else ""
-    where = " or ".join(str(d) for d in dirs)
+    where = dirs_text(dirs)
     raise DataError(
         f"dataset {layout.name!r}: none of {', '.join(wanted)} found in {where}; put one there "
         f"(set data.data_dir){hint}"

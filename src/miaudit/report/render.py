@@ -29,6 +29,7 @@ import csv
 import logging
 import math
 import re
+import shlex
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -614,17 +615,57 @@ def _setup(run: dict) -> dict:
     if timing.get("total_s") is not None:
         detail = ", ".join(f"{k} {fmt.duration(v)}" for k, v in stages.items() if v >= 0.5)
         rows.append(("Run time (last invocation)", fmt.duration(timing["total_s"]) + (f" ({detail})" if detail else "")))
-    if train_s:
-        rows.append(("Training time per model", f"{fmt.duration(sum(train_s) / len(train_s))} (mean of {len(train_s)})"))
+    if (train_text := _train_time_text(timing, train_s)) is not None:
+        rows.append(("Training time per model", train_text))
     device = manifest.get("device")
     if device:
-        rows.append(("Device", f"{device}" + (f", {manifest['threads']} threads" if manifest.get("threads") else "")))
+        choice = manifest.get("thread_choice") or {}
+        threads = f", {_plural(manifest['threads'], 'thread')}" if manifest.get("threads") else ""
+        why = f" ({choice['reason']})" if choice.get("setting") == "auto" and choice.get("reason") else ""
+        rows.append(("Device", f"{device}{threads}{why}"))
     versions = results.get("versions") or manifest.get("versions") or {}
     if versions:
         rows.append(("Versions", ", ".join(f"{k} {v}" for k, v in versions.items() if v != "not installed")))
     split_rows = [{"name": k, "size": fmt.count(splits[k]), "use": SPLIT_USES.get(k, "")}
                   for k in ("audit", "population", "validation", "test") if k in splits]
     return {"rows": [{"key": k, "value": v} for k, v in rows], "splits": split_rows}
+
+
+def rebuild_path(root: Path) -> str:
+    """The run directory as the user would type it in ``miaudit report PATH``: as given when relative
+    (``runs/default`` from the project directory), relative to the working directory when inside it;
+    else only its name, as the report never shows an absolute path of the machine."""
+    if not root.is_absolute():
+        return shlex.quote(str(root))
+    try:
+        return shlex.quote(str(root.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(root.name)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _train_time_text(timing: dict, train_s: list[float]) -> str | None:
+    """Mean training time of the models this invocation trained; reused ones (another load) apart."""
+    units = timing.get("train_units")
+    if not isinstance(units, list):  # runs before timing.json had train_units
+        return f"{fmt.duration(sum(train_s) / len(train_s))} (mean of {len(train_s)})" if train_s else None
+    now = [u for u in units if u.get("this_run")]
+    n_now = sum(len(u.get("members", [])) for u in now)
+    n_before = sum(len(u.get("members", [])) for u in units) - n_now
+    before = f"; {_plural(n_before, 'model')} reused from an earlier invocation" if n_before else ""
+    if not n_now:
+        return f"none trained in the last invocation{before}" if n_before else None
+    threads = sorted({u.get("threads") for u in now if isinstance(u.get("threads"), int)})
+    thread_text = f", {_plural(threads[0], 'thread')}" if len(threads) == 1 else ""
+    groups = [u for u in now if u.get("batched")]
+    group_text = (f"; trained in {_plural(len(groups), 'batched group')} of "
+                  f"{'/'.join(str(len(u['members'])) for u in groups)}, {fmt.duration(sum(u['wall_s'] for u in groups) / len(groups))} each"
+                  if groups else "")
+    mean = sum(float(u.get("wall_s") or 0.0) for u in now) / n_now
+    return f"{fmt.duration(mean)} (mean of {n_now} trained in the last invocation{thread_text}{group_text}){before}"
 
 
 SPLIT_USES = {
@@ -659,6 +700,7 @@ def build_context(run_dir: Path | str) -> dict:
         "kind": "run",
         "title": f"Membership-inference audit: {'your model' if results.get('target') else data.get('name', 'model')}",
         "run_name": root.resolve().name,
+        "run_path": rebuild_path(root),
         # one model trained outside miaudit (miaudit.target): its one-line finding with the chance control first
         "subtitle": " · ".join(filter(None, [(results.get("target") or {}).get("headline"), _subtitle(results, config)])),
         "version": (results.get("versions") or {}).get("miaudit", ""),
@@ -779,7 +821,7 @@ def _guarded(write, root: Path, *args: Any) -> bool:  # noqa: ANN001
         write(root, *args)
     except Exception as exc:  # noqa: BLE001  the report is a view of complete results, never required
         log.warning("report.html not written (%s: %s); rebuild it with `miaudit report %s`",
-                    type(exc).__name__, exc, root.name)
+                    type(exc).__name__, exc, rebuild_path(root))
         return False
     return True
 
@@ -876,6 +918,7 @@ def build_sweep_context(sweep_dir: Path | str, rows: list[dict] | None = None) -
         "kind": "sweep",
         "title": f"Utility–privacy sweep: {first['results'].get('data', {}).get('name', 'model')}",
         "run_name": root.resolve().name,
+        "run_path": rebuild_path(root),
         "subtitle": f"{len(names)} variants · base: " + _subtitle(first["results"], first["config"]),
         "version": (first["results"].get("versions") or {}).get("miaudit", ""),
         "toc": [{"id": i, "title": t, "n": n} for n, (i, t) in enumerate(sections, 1)],

@@ -117,12 +117,56 @@ def _fused_ok(params: list[torch.Tensor]) -> bool | None:
     return True if ok and len({p.device for p in params}) == 1 else None
 
 
-def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler | None:
+def lr_factor(t: int, cfg: TrainConfig, steps_per_epoch: int = 1) -> float:
+    """The learning rate ÷ ``cfg.lr`` after ``t`` schedule steps (epochs, or batches with ``schedule_per: batch``).
+
+    A linear warm-up over ``warmup_epochs`` (rising to ``lr`` by its last step), then the
+    schedule over the remaining steps: constant, cosine from ``lr`` to ``min_lr``, or ×``gamma``
+    every ``step_size`` epochs, never below ``min_lr``.
+    """
+    per = steps_per_epoch if cfg.schedule_per == "batch" else 1
+    warm, total = round(cfg.warmup_epochs * per), cfg.epochs * per
+    if t < warm:
+        return (t + 1) / (warm + 1)
+    s, span, floor = t - warm, max(1, total - warm), cfg.min_lr / cfg.lr
     if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(s, span) / span))
     if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
-    return None
+        return max(floor, cfg.gamma ** (s // (cfg.step_size * per)))
+    return 1.0
+
+
+class Schedule:
+    """The learning-rate schedule, stepped after every epoch (``step``) or every batch (``batch_step``)."""
+
+    def __init__(self, scheduler: torch.optim.lr_scheduler.LRScheduler, per_batch: bool) -> None:
+        self.scheduler, self.per_batch = scheduler, per_batch
+
+    def step(self) -> None:
+        """An epoch ended."""
+        if not self.per_batch:
+            self.scheduler.step()
+
+    def batch_step(self) -> None:
+        """An optimizer step was taken."""
+        if self.per_batch:
+            self.scheduler.step()
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int = 1) -> Schedule | None:
+    """The configured schedule; None for a constant rate without warm-up.
+
+    Without warm-up, floor or per-batch stepping this is torch's CosineAnnealingLR / StepLR
+    (as before these options existed); otherwise a LambdaLR of :func:`lr_factor`.
+    """
+    per_batch = cfg.schedule_per == "batch"
+    if cfg.schedule == "constant" and not cfg.warmup_epochs:
+        return None
+    if not (cfg.warmup_epochs or cfg.min_lr or per_batch):
+        if cfg.schedule == "cosine":
+            return Schedule(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs), False)
+        return Schedule(torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma), False)
+    return Schedule(torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_factor(t, cfg, steps_per_epoch)), per_batch)
 
 
 def shuffled_batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> Sampler:
@@ -233,7 +277,7 @@ def train_model(
         )
         for recipe in recipes:
             recipe.start(run)
-        opt, sched = run.optimizer, make_scheduler(run.optimizer, cfg)
+        opt, sched = run.optimizer, make_scheduler(run.optimizer, cfg, steps_per_epoch=-(-len(y) // cfg.batch_size))
         for epoch in range(cfg.epochs):
             model.train()
             loss_sum, correct, seen = 0.0, 0, 0
@@ -251,6 +295,8 @@ def train_model(
                 loss = run.criterion(out, yb, w)
                 loss.backward()
                 opt.step()
+                if sched is not None:
+                    sched.batch_step()
                 loss_sum += float(loss.detach()) * len(idx)
                 correct += int((out.detach().argmax(1) == yb).sum())
                 seen += len(idx)
