@@ -228,6 +228,11 @@ class AnalysisConfig(BaseModel):
     # half of the IN targets: with 4 IN targets per record a chance record passes with p ≈ 6e-4 at α = 1%
     cut: float = Field(0.5, gt=0, le=1, description="vulnerable = flagged in at least this share of its IN targets")
     attack: str | None = Field(None, description="attack whose scores define vulnerability; null = the strongest")
+    # reference attacks (LiRA online) correlate a record's flags across targets: the binomial null is
+    # invalid for them; 20 random designs give p >= 1/21 < 0.05 and cost 20 reruns of one attack
+    chance_permutations: int = Field(
+        20, ge=0, description="random membership designs for the vulnerable set's chance control; 0 = binomial only"
+    )
     top_k: int = Field(16, ge=1, description="records in the gallery and the top-k table")
     gradcam_k: int = Field(8, ge=1, description="vulnerable/typical pairs in the Grad-CAM figure (images)")
     knn_k: int = Field(10, ge=1, description="neighbours for the k-NN label disagreement")
