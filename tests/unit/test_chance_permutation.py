@@ -118,3 +118,12 @@ def test_lira_online_on_a_null_pool_is_not_distinguishable_from_chance(seed):
     assert not ctl["distinguishable_from_chance"] and ctl["p_value"] > 0.05
     # the correlated flags are real: the permutation null sits far above the binomial expectation
     assert ctl["chance_expected"] > 3 * ctl["chance_expected_binomial"]
+
+
+def test_too_few_designs_to_reach_p_005_is_a_config_error():
+    from miaudit.errors import ConfigError
+
+    assert load_config(None, ["analysis.chance_permutations=0"]).analysis.chance_permutations == 0
+    assert load_config(None, ["analysis.chance_permutations=19"]).analysis.chance_permutations == 19
+    with pytest.raises(ConfigError, match="at least 19"):
+        load_config(None, ["analysis.chance_permutations=5"])
