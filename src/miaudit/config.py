@@ -260,6 +260,11 @@ class AnalysisConfig(BaseModel):
     # half of the IN targets: with 4 IN targets per record a chance record passes with p ≈ 6e-4 at α = 1%
     cut: float = Field(0.5, gt=0, le=1, description="vulnerable = flagged in at least this share of its IN targets")
     attack: str | None = Field(None, description="attack whose scores define vulnerability; null = the strongest")
+    # reference attacks (LiRA online) correlate a record's flags across targets: the binomial null is
+    # invalid for them; 20 random designs give p >= 1/21 < 0.05 and cost 20 reruns of one attack
+    chance_permutations: int = Field(
+        20, ge=0, description="random membership designs for the vulnerable set's chance control (0 = binomial only, else >= 19)"
+    )
     top_k: int = Field(16, ge=1, description="records in the gallery and the top-k table")
     gradcam_k: int = Field(8, ge=1, description="vulnerable/typical pairs in the Grad-CAM figure (images)")
     knn_k: int = Field(10, ge=1, description="neighbours for the k-NN label disagreement")
@@ -278,6 +283,13 @@ class AnalysisConfig(BaseModel):
             if not 0.0 < a < 1.0:
                 raise ValueError(f"every FPR must lie in (0, 1), got {a}")
         return tuple(sorted(set(v), reverse=True))
+
+    @field_validator("chance_permutations")
+    @classmethod
+    def _enough_designs(cls, v: int) -> int:
+        if 0 < v < 19:  # p = (1 + #null >= observed) / (1 + R) is at least 1/(1 + R)
+            raise ValueError(f"0 (off) or at least 19, so that the p-value can fall below 0.05 (its floor is 1/(1 + R))")
+        return v
 
     @field_validator("attack")
     @classmethod

@@ -17,6 +17,11 @@ def records_at_risk(attack: dict, key: str = HEADLINE_KEY) -> dict | None:
     records the attack identifies beyond chance; ``excess_ci`` is the bootstrap interval of the
     TPR moved the same way. None when the run lacks the TPR or the member counts.
 
+    FPR × members is the valid chance count here for every attack, LiRA online included: it is
+    one target's flags, whose members and non-members score alike when nothing leaks. The
+    permutation control of the vulnerable set (``vulnerability.scores``) is for a different count,
+    records flagged across their IN targets, whose flags correlate; it is not subtracted here.
+
     >>> r = records_at_risk({"tpr_at_fpr": {"0.01": 0.0771}, "per_target": [{"n_members": 10000}]})
     >>> round(r["flagged"]), round(r["chance"]), round(r["excess"])
     (771, 100, 671)
