@@ -196,7 +196,9 @@ def choose_threads(setting: int | str | None, *, workers: int = 1, sample_s: flo
     auto = setting == "auto"
     return decide_threads(
         setting, workers=workers, affinity=affinity_cores(), quota=cgroup_cpu_quota(),
-        busy=busy_cores(sample_s) if auto else None, load_avg=load_average(), total_cores=os.cpu_count(),
+        # a fixed setting records no machine readings, so its run.json is the same at every invocation
+        busy=busy_cores(sample_s) if auto else None, load_avg=load_average() if auto else None,
+        total_cores=os.cpu_count(),
         env_threads=_env_threads() if auto else None, omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
     )
 
