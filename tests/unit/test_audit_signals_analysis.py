@@ -66,7 +66,7 @@ def test_audit_of_signals_writes_the_vulnerable_records_from_logits_alone(tmp_pa
     # the file is ordered by the ranking: TP frequency, vulnerability, then the score beyond non-members
     # (the vulnerability clipped at its lowest ceiling, log10(1 + fewest non-members of a target))
     ceiling = np.log10(1 + min(t["n_nonmembers"] for t in res["attacks"][v["attack"]]["per_target"]))
-    key = [(float(r["tp_frequency"]), min(float(r["vulnerability"]), ceiling), float(r["score_beyond_nonmembers"]))
+    key = [(float(r["tp_frequency"]), round(min(float(r["vulnerability"]), ceiling), 3), float(r["score_beyond_nonmembers"]))
            for r in rows]
     assert key == sorted(key, reverse=True)
     # results, summary and report say it
