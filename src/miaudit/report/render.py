@@ -370,7 +370,7 @@ def _verdict(results: dict, key: str, vuln: dict | None) -> dict:
     dp = results.get("pool", {}).get("dp")
     verdict["epsilon"] = f"{dp['epsilon_max']:.2f}" if dp and dp.get("epsilon_max") is not None else None
     if vuln is not None:
-        verdict["vulnerable"] = {k: vuln[k] for k in ("set_size", "n_audited", "chance", "distinguishable", "fpr",
+        verdict["vulnerable"] = {k: vuln[k] for k in ("set_size", "n_audited", "chance", "chance_who", "distinguishable", "fpr",
                                                      "share_words", "fdr", "p")}
     return verdict
 
@@ -451,6 +451,10 @@ def _vulnerability_section(root: Path, results: dict, config: dict) -> dict | No
         "set_size_raw": int(v.get("set_size", 0)),
         "n_audited": fmt.count(v.get("n_audited")),
         "chance": fmt.decimal(v.get("chance_expected")),
+        # who "chance" is: the same attack on random membership designs (the permutation control), or
+        # a random α-threshold per target (the binomial control, with analysis.chance_permutations: 0)
+        "chance_who": ("the same attack on random membership designs" if v.get("chance_method") == "permutation"
+                       else "a random attack"),
         "distinguishable": bool(v.get("distinguishable_from_chance")),
         "fdr": fmt.pct(v.get("fdr_estimate")),
         "p": fmt.pvalue(v.get("p_value")),
