@@ -255,3 +255,12 @@ def table(rows: list[list[Any]], head: list[str]) -> None:
         if j == 0:
             print("   " + "  ".join("-" * w for w in widths))
     sys.stdout.flush()
+
+
+def spin_core(core: int) -> "subprocess.Popen":
+    """A process that keeps one core busy (pinned to it), as another user's job would."""
+    import subprocess
+    import sys
+
+    code = f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass\n"
+    return subprocess.Popen([sys.executable, "-c", code])

@@ -1,4 +1,4 @@
-"""Benchmark 7: ``runtime.threads: auto`` against fixed thread counts, on a quiet and a busy machine.
+"""Benchmark 8: ``runtime.threads: auto`` against fixed thread counts, on a quiet and a busy machine.
 
 One epoch of the study's FCN (600-1024-512-256-128-100, batch 128, Adam 1e-3) on the rows one
 pool member trains on (half of the 20k audit pool: 10k records, ``--records``), through
@@ -60,12 +60,6 @@ print(json.dumps({"s": time.perf_counter() - t, "threads": choice.threads, "reas
 SETTINGS = ("auto", "1", "all")
 
 
-def _spin(core: int) -> subprocess.Popen:
-    """A process that keeps one core busy (pinned to it), as another user's job would."""
-    code = f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass\n"
-    return subprocess.Popen([sys.executable, "-c", code])
-
-
 def measure(records: int, setting: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")}
     out = subprocess.run([sys.executable, "-c", CHILD, str(records), setting, CHILD], env=env, capture_output=True,
@@ -86,7 +80,7 @@ def main() -> None:
     rows = []
     for cond in args.conditions.split(","):
         n_busy = {"quiet": 0, "busy1": 1, "busy2": 2}[cond]
-        spinners = [_spin(cores[i % len(cores)]) for i in range(n_busy)]
+        spinners = [C.spin_core(cores[i % len(cores)]) for i in range(n_busy)]
         try:
             time.sleep(1.0 if spinners else 0.0)
             load = os.getloadavg()[0]
