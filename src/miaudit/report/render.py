@@ -468,6 +468,7 @@ def _vulnerability_section(root: Path, results: dict, config: dict) -> dict | No
         "skipped_measures": [{"name": k, "why": w} for k, w in (v.get("skipped_measures") or {}).items()],
         "skipped_figures": [{"name": k, "why": w} for k, w in (v.get("skipped_figures") or {}).items()],
         "record_ids": v.get("record_ids"),
+        "target_mode": bool(results.get("target")),  # one model against references: reasons differ per item
     }
 
 
@@ -498,7 +499,7 @@ def _top_records(root: Path, k: int) -> dict | None:
         vul = row.get("vulnerability", "")
         rows.append({
             "rank": rank,
-            "record_id": row.get("record_id", ""),
+            "record_id": row.get("origin") or row.get("record_id", ""),  # a target audit names file and row
             "label": row.get("class_name") or row.get("label", ""),
             "predicted": "none" if pred == "-1" else names.get(pred, pred),
             "flagged": f"{row.get('tp_count', '?')} of {row.get('n_in_targets', '?')}",
