@@ -430,19 +430,24 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
     is_image = ds.kind == "image"
     rd = prepare_run_dir(Path(out), config, force=force)
     with locked(rd):
-        if config.runtime.threads:
-            torch.set_num_threads(config.runtime.threads)
+        # runtime.threads as in a pool run (auto: the usable cores other work leaves idle; miaudit.threads)
+        from miaudit.threads import choose_threads
+
+        thread_choice = choose_threads(config.runtime.threads, workers=config.runtime.workers)
+        torch.set_num_threads(thread_choice.threads)
         device = resolve_device(config.runtime.device)
         write_text(rd.root / "config.resolved.yaml", config.to_yaml())
         weights_sha = sha256_file(t.weights)
         write_json(rd.manifest, {"pool_fingerprint": config.pool_fingerprint(), "kind": "target", "seed": config.seed,
                                  "target_sha256": weights_sha, "versions": package_versions(), "machine": machine(),
-                                 "threads": torch.get_num_threads(), "device": str(device)})
+                                 "threads": torch.get_num_threads(), "thread_choice": thread_choice.as_dict(),
+                                 "device": str(device)})
         save_npz(rd.root / "splits.npz", **sp.as_dict(), audit_origins=records.origins[sp.audit])
 
         refs, sidecars = None, []
         if t.references != "none":
-            executor = make_executor(config, input_shape=ds.input_shape, n_classes=ds.n_classes, progress=progress)
+            executor = make_executor(config, input_shape=ds.input_shape, n_classes=ds.n_classes, progress=progress,
+                                     threads=thread_choice)
             try:
                 with timer("training", progress):
                     sidecars = train_pool(reference_inputs(config, ds, sp), rd, device=device, progress=progress,

@@ -375,6 +375,14 @@ def _verdict(results: dict, key: str, vuln: dict | None) -> dict:
     return verdict
 
 
+def _chance_evidence(v: dict, alpha: float) -> str:
+    """The chance control's evidence in words: a target audit's bootstrap interval of TPR, else the p-value."""
+    ci = v.get("tpr_ci95") if v.get("chance_method") == "bootstrap" else None
+    if ci:
+        return f"TPR 95% interval {fmt.pct(ci[0])}–{fmt.pct(ci[1])} vs {fmt.fpr_label(alpha)}"
+    return fmt.pvalue(v.get("p_value"))
+
+
 def _vulnerability_section(root: Path, results: dict, config: dict) -> dict | None:
     v = results.get("vulnerability")
     if not v:
@@ -453,7 +461,7 @@ def _vulnerability_section(root: Path, results: dict, config: dict) -> dict | No
         "chance": fmt.decimal(v.get("chance_expected")),
         "distinguishable": bool(v.get("distinguishable_from_chance")),
         "fdr": fmt.pct(v.get("fdr_estimate")),
-        "p": fmt.pvalue(v.get("p_value")),
+        "p": _chance_evidence(v, alpha),
         "by_alpha": by_alpha,
         "measures": measures,
         "has_natural": bool(natural),
