@@ -168,7 +168,10 @@ def test_no_false_alarm_on_a_model_that_never_saw_the_members(files, leaking, tm
     _, leak_dir = leaking
     out = tmp_path / "never"
     shutil.copytree(leak_dir, out)  # same records and recipe: the references are reused, only the target changes
-    res = run_audit(load_config(None, target_overrides(files, files["never"], analysis=True)), out)
+    # runtime.threads=auto (the default) as in a pool run; it once reached torch.set_num_threads as a string
+    res = run_audit(load_config(None, [*target_overrides(files, files["never"], analysis=True), "runtime.threads=auto"]),
+                    out)
+    assert read_json(out / "run.json")["thread_choice"]["setting"] == "auto"
     for name in {best(res), "loss", "lira-online-fixed"}:
         r = res["attacks"][name]
         lo, hi = r["ci95"]["auc"]
