@@ -164,6 +164,17 @@ def test_vulnerable_records_of_the_target_are_its_outliers(leaking) -> None:
     assert res["defences"]["logit-reweighting"]["attackers"]
 
 
+def test_reanalysing_a_target_audit_says_how(leaking, capsys) -> None:
+    """`miaudit analyze` rebuilds a pool run's inputs; a target audit's come from target:, so it refuses in one line."""
+    _, out = leaking
+    before = (out / "results.json").read_bytes()
+    capsys.readouterr()
+    assert main(["analyze", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("miaudit: error: ") and "re-run `miaudit run`" in err[0], err
+    assert (out / "results.json").read_bytes() == before
+
+
 def test_no_false_alarm_on_a_model_that_never_saw_the_members(files, leaking, tmp_path) -> None:
     _, leak_dir = leaking
     out = tmp_path / "never"
