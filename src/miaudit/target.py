@@ -62,6 +62,7 @@ class TargetRecords:
     member: np.ndarray  # (len(dataset),) bool: row comes from the members file
     origins: np.ndarray  # (len(dataset),) str, e.g. "members:1234" (file and its record id)
     n_duplicates: int  # non-members dropped as exact duplicates of members
+    planted: np.ndarray | None = None  # (len(dataset),) str kinds from data.planted (ids of the members file), or None
 
 
 def _load_side(spec: Any, seed: int, where: str) -> Dataset:
@@ -101,6 +102,11 @@ def target_records(config: RunConfig) -> TargetRecords:
     y = np.concatenate([mem.y, non_y]).astype(np.int64)
     member = np.concatenate([np.ones(len(mem), bool), np.zeros(len(non_y), bool)])
     origins = np.array([f"members:{i}" for i in mem.ids] + [f"non_members:{i}" for i in non_ids])
+    planted = None
+    if config.data.planted is not None:  # the user's ground truth: record ids of the members file
+        from miaudit.data.planted import read_planted
+
+        planted = np.concatenate([read_planted(config.data.planted, mem.ids), np.full(len(non_y), "", dtype=object)])
     dataset = Dataset(name="target records", x=x, y=y, ids=np.arange(len(y), dtype=np.int64), kind=mem.kind,
                       class_names=tuple(names), source=f"{mem.source} + {non.source}")
 
@@ -118,7 +124,8 @@ def target_records(config: RunConfig) -> TargetRecords:
                     population=np.sort(rest[cut[0]:cut[1]]).astype(np.int64),
                     validation=np.sort(rest[cut[1]:cut[2]]).astype(np.int64),
                     test=np.sort(rest[cut[2]:cut[3]]).astype(np.int64))
-    return TargetRecords(dataset=dataset, splits=splits, member=member, origins=origins, n_duplicates=n_dup)
+    return TargetRecords(dataset=dataset, splits=splits, member=member, origins=origins, n_duplicates=n_dup,
+                         planted=planted)
 
 
 def reference_inputs(config: RunConfig, dataset: Dataset, splits: Splits) -> Any:
@@ -316,8 +323,10 @@ def accuracy_comparison(util: dict, target_index: int) -> tuple[dict, list[str]]
     return out, warnings
 
 
-def identifiable(results: dict, scores: dict[str, np.ndarray], member: np.ndarray, alpha: float = HEADLINE_FPR) -> dict:
-    """How many of the audited training records the strongest attack flags at FPR α, with the chance control.
+def identifiable(results: dict, scores: dict[str, np.ndarray], member: np.ndarray, alpha: float = HEADLINE_FPR,
+                 attack: str | None = None) -> dict:
+    """How many of the audited training records the strongest attack (or ``attack``) flags at FPR α, with the
+    chance control (also the vulnerability analysis's chance control in target mode).
 
     The threshold is the rule of ``metrics.tpr_at_fpr`` on the target's non-members; an attack
     unrelated to membership flags about α of the members too (``chance_expected``). The count is
@@ -332,7 +341,7 @@ def identifiable(results: dict, scores: dict[str, np.ndarray], member: np.ndarra
     attacks = results["attacks"]
     if not attacks:
         return {}
-    best = sorted(attacks, key=lambda n: (-attacks[n]["tpr_at_fpr"].get(key, 0.0), -attacks[n]["auc"], n))[0]
+    best = attack or sorted(attacks, key=lambda n: (-attacks[n]["tpr_at_fpr"].get(key, 0.0), -attacks[n]["auc"], n))[0]
     flagged = flag_at_fpr(scores[best][0], member, alpha)
     n_members = int(member.sum())
     ci = attacks[best].get("ci95", {}).get("tpr_at_fpr", {}).get(key)
@@ -421,19 +430,24 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
     is_image = ds.kind == "image"
     rd = prepare_run_dir(Path(out), config, force=force)
     with locked(rd):
-        if config.runtime.threads:
-            torch.set_num_threads(config.runtime.threads)
+        # runtime.threads as in a pool run (auto: the usable cores other work leaves idle; miaudit.threads)
+        from miaudit.threads import choose_threads
+
+        thread_choice = choose_threads(config.runtime.threads, workers=config.runtime.workers)
+        torch.set_num_threads(thread_choice.threads)
         device = resolve_device(config.runtime.device)
         write_text(rd.root / "config.resolved.yaml", config.to_yaml())
         weights_sha = sha256_file(t.weights)
         write_json(rd.manifest, {"pool_fingerprint": config.pool_fingerprint(), "kind": "target", "seed": config.seed,
                                  "target_sha256": weights_sha, "versions": package_versions(), "machine": machine(),
-                                 "threads": torch.get_num_threads(), "device": str(device)})
+                                 "threads": torch.get_num_threads(), "thread_choice": thread_choice.as_dict(),
+                                 "device": str(device)})
         save_npz(rd.root / "splits.npz", **sp.as_dict(), audit_origins=records.origins[sp.audit])
 
         refs, sidecars = None, []
         if t.references != "none":
-            executor = make_executor(config, input_shape=ds.input_shape, n_classes=ds.n_classes, progress=progress)
+            executor = make_executor(config, input_shape=ds.input_shape, n_classes=ds.n_classes, progress=progress,
+                                     threads=thread_choice)
             try:
                 with timer("training", progress):
                     sidecars = train_pool(reference_inputs(config, ds, sp), rd, device=device, progress=progress,
@@ -466,6 +480,18 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
                 from miaudit.defences.evaluate import evaluate_defences
 
                 defences, _ = evaluate_defences(signals, config.model_copy(update={"audit": audit_cfg}), progress=progress)
+
+        vulnerability = None
+        if config.analysis.vulnerability and attack_run.results:
+            with timer("analysis", progress):  # which of the target's records leak, and why (miaudit.vulnerability)
+                from miaudit.vulnerability.analyze import analyze_target
+
+                vulnerability = analyze_target(
+                    rd.root, config, signals, ti, list(attack_run.results),
+                    lambda attack, alpha: identifiable({"attacks": attack_run.results}, attack_run.scores, target_in,
+                                                       alpha, attack=attack),
+                    dataset=ds, splits=sp, origins=records.origins[sp.audit], model=model,
+                    planted=None if records.planted is None else records.planted[sp.audit], progress=progress)
 
         with timer("report", progress):
             util = utility(signals, [ti])
@@ -504,12 +530,14 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
                                            "(same features and label): dropped from the non-members")
             if defences is not None:
                 results["defences"] = defences
+            if vulnerability is not None:
+                results["vulnerability"] = vulnerability
             if skipped_defences:
                 results["target"]["notes"].append(skipped_defences)
             results["warnings"] += results["target"]["notes"]
             write_json(rd.results, results)
             write_text(rd.root / "summary.txt", format_summary(results))
-            if found:
+            if found and vulnerability is None:  # analysis.vulnerability off: the flagged set and the references' measures
                 write_vulnerable_records(rd.root / "vulnerable_records.csv", records,
                                          attack_run.scores[found["attack"]][0], found,
                                          None if refs is None else np.asarray(refs.logits[:, 0]),
@@ -535,6 +563,9 @@ def resolve_target_paths(raw: dict, base: Path) -> None:
 
     if "weights" in tgt:
         tgt["weights"] = fix(tgt["weights"])
+    data = raw.get("data")
+    if isinstance(data, dict) and data.get("planted"):  # ids of the members file's records (docs/target.md)
+        data["planted"] = fix(data["planted"])
     for side in ("members", "non_members"):
         spec = tgt.get(side)
         if isinstance(spec, dict):

@@ -69,13 +69,19 @@ def files(tmp_path_factory) -> dict[str, Path]:
     save_weights(d / "never.safetensors", never.state_dict())
     out["never"] = d / "never.safetensors"
     out["model"] = target
+    # the generator's planted atypical records among the members, by row of the members file (data.planted)
+    kinds = ds.planted[parts["members"]]
+    (d / "planted.csv").write_text("id,kind\n" + "".join(f"{i},{k}\n" for i, k in enumerate(kinds) if k))
+    out["planted"] = d / "planted.csv"
     return out
 
 
 def target_overrides(files: dict, weights: Path, *, members: str = "members", non_members: str = "non_members",
-                     references: str = "online", audit: int = 600, population: int = 300, test: int = 100) -> list[str]:
+                     references: str = "online", audit: int = 600, population: int = 300, test: int = 100,
+                     analysis: bool = False) -> list[str]:
     return [
-        *MODEL, *RECIPE, "pool.n_models=4", "runtime.threads=1", "audit.bootstrap=200", "analysis.vulnerability=false",
+        *MODEL, *RECIPE, "pool.n_models=4", "runtime.threads=1", "audit.bootstrap=200",
+        f"analysis.vulnerability={str(analysis).lower()}",
         f"data.splits.audit={audit}", f"data.splits.population={population}", "data.splits.validation=0",
         f"data.splits.test={test}",
         f"target.weights={weights}", f"target.references={references}",
@@ -93,7 +99,9 @@ def best(results: dict) -> str:
 @pytest.fixture(scope="module")
 def leaking(files, tmp_path_factory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("runs") / "leaking"
-    return run_audit(load_config(None, target_overrides(files, files["target"])), out), out
+    o = [*target_overrides(files, files["target"], analysis=True), f"data.planted={files['planted']}",
+         "defences=[logit-reweighting]"]
+    return run_audit(load_config(None, o), out), out
 
 
 def test_finds_the_leak_of_a_model_trained_outside(leaking) -> None:
@@ -112,7 +120,7 @@ def test_finds_the_leak_of_a_model_trained_outside(leaking) -> None:
     assert acc["target"]["train_acc"] > 0.95 and "test_acc" in acc["references"]
     # every flagged record is named by its file and row; rows point at the right record
     rows = (out / "vulnerable_records.csv").read_text().splitlines()
-    assert rows[0].startswith("origin,member,label")
+    assert rows[0].startswith("origin,member,flagged,record_id,label")
     origins = [r.split(",")[0] for r in rows[1:]]
     assert len(origins) == 600 and sum(o.startswith("members:") for o in origins) == 300
     assert all(o.split(":")[0] in ("members", "non_members") for o in origins)
@@ -122,11 +130,59 @@ def test_finds_the_leak_of_a_model_trained_outside(leaking) -> None:
     assert "training records are identifiable at 1% FPR" in (out / "report.html").read_text()
 
 
+def test_vulnerable_records_of_the_target_are_its_outliers(leaking) -> None:
+    """The per-record analysis runs for the one target: its flagged set (members above the α-threshold of
+    its non-members) is the headline's count, far above chance, and enriched in the generator's planted
+    atypical records; the references (where a record is OUT) measure it as atypical."""
+    import csv
+
+    res, out = leaking
+    v, found = res["vulnerability"], res["target"]["identifiable"]
+    assert v["attack"] == found["attack"] and v["n_targets"] == 1
+    assert v["set_size"] == found["n_identifiable"] > 3 * found["chance_expected"]
+    assert v["chance_method"] == "bootstrap" and v["distinguishable_from_chance"] is True
+    assert v["chance_expected"] == pytest.approx(0.01 * 300)
+    with open(out / "vulnerable_records.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    vul = [r for r in rows if r["vulnerable"] == "1"]
+    assert len(vul) == v["set_size"] and all(r["member"] == "1" and r["origin"].startswith("members:") for r in vul)
+    assert [r["origin"] for r in rows[: len(vul)]] == [r["origin"] for r in vul]  # most exposed first
+    # outlier evidence from the references that never saw the record
+    for name in ("centroid_distance", "lof", "memorisation"):
+        assert v["statistics"][name]["auroc_vs_rest"] > 0.65, (name, v["statistics"][name]["auroc_vs_rest"])
+    assert v["statistics"]["confidence_out"]["auroc_vs_rest"] < 0.35  # low confidence = atypical
+    # the planted records (data.planted: rows of the members file) are over-represented in the set
+    kinds = v["enrichment"]["kinds"]
+    assert kinds["all-planted"]["n_audited"] > 0 and kinds["all-planted"]["enrichment"] > 2, kinds["all-planted"]
+    assert {r["planted"] for r in rows if r["origin"].startswith("non_members:")} == {""}
+    assert {"figures/deciles.png", "figures/tsne.png"} <= set(v["figures"])
+    assert all((out / f).is_file() for f in v["figures"])
+    html = (out / "report.html").read_text()
+    assert 'id="vulnerable"' in html and vul[0]["origin"] in html
+    assert "vulnerable records" in (out / "summary.txt").read_text()
+    # online references: the inference-time defences are evaluated on the target
+    assert res["defences"]["logit-reweighting"]["attackers"]
+
+
+def test_reanalysing_a_target_audit_says_how(leaking, capsys) -> None:
+    """`miaudit analyze` rebuilds a pool run's inputs; a target audit's come from target:, so it refuses in one line."""
+    _, out = leaking
+    before = (out / "results.json").read_bytes()
+    capsys.readouterr()
+    assert main(["analyze", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("miaudit: error: ") and "re-run `miaudit run`" in err[0], err
+    assert (out / "results.json").read_bytes() == before
+
+
 def test_no_false_alarm_on_a_model_that_never_saw_the_members(files, leaking, tmp_path) -> None:
     _, leak_dir = leaking
     out = tmp_path / "never"
     shutil.copytree(leak_dir, out)  # same records and recipe: the references are reused, only the target changes
-    res = run_audit(load_config(None, target_overrides(files, files["never"])), out)
+    # runtime.threads=auto (the default) as in a pool run; it once reached torch.set_num_threads as a string
+    res = run_audit(load_config(None, [*target_overrides(files, files["never"], analysis=True), "runtime.threads=auto"]),
+                    out)
+    assert read_json(out / "run.json")["thread_choice"]["setting"] == "auto"
     for name in {best(res), "loss", "lira-online-fixed"}:
         r = res["attacks"][name]
         lo, hi = r["ci95"]["auc"]
@@ -135,6 +191,10 @@ def test_no_false_alarm_on_a_model_that_never_saw_the_members(files, leaking, tm
         assert tlo <= 0.01 <= thi, (name, r["tpr_at_fpr"]["0.01"], tlo, thi)
     assert res["target"]["identifiable"]["above_chance"] is False
     assert "not distinguishable from chance" in (out / "summary.txt").read_text()
+    # the per-record analysis uses the same chance rule: its flagged set is within chance too
+    v = res["vulnerability"]
+    assert v["chance_method"] == "bootstrap" and v["distinguishable_from_chance"] is False
+    assert v["attack"] == best(res) and v["set_size"] == res["target"]["identifiable"]["n_identifiable"]
     # the references were reused: same fingerprint, no retraining recorded
     assert read_json(out / "run.json")["target_sha256"] != read_json(leak_dir / "run.json")["target_sha256"]
 
@@ -142,26 +202,37 @@ def test_no_false_alarm_on_a_model_that_never_saw_the_members(files, leaking, tm
 def test_offline_references_use_every_reference_and_find_the_leak(files, tmp_path) -> None:
     """Offline references never hold an audited record: every one of them is an OUT reference of
     every record (none is set aside to balance the sides), and the offline attacks find the leak."""
-    res = run_audit(load_config(None, target_overrides(files, files["target"], references="offline")), tmp_path / "off")
+    o = [*target_overrides(files, files["target"], references="offline", analysis=True), "analysis.tsne=false",
+         "defences=[logit-reweighting]"]
+    res = run_audit(load_config(None, o), tmp_path / "off")
     in_mask = load_npy(tmp_path / "off" / "signals" / "in_mask.npy")
     assert in_mask.shape == (4, 600) and not in_mask.any()
     assert {"lira-offline-fixed", "rmia-offline"} <= set(res["attacks"])
     assert not {"lira-online", "lira-online-fixed", "rmia-online"} & set(res["attacks"])
     lo, _ = res["attacks"]["rmia-offline"]["ci95"]["auc"]
     assert lo > 0.5, res["attacks"]["rmia-offline"]["auc"]
+    # the analysis measures records by the (all OUT) references; memorisation needs IN ones: skipped, with why
+    v = res["vulnerability"]
+    assert "memorisation" in v["skipped_measures"] and "memorisation" not in v["statistics"]
+    assert {"centroid_distance", "lof", "confidence_out"} <= set(v["statistics"])
+    assert "defences" not in res and any("references: offline" in n for n in res["target"]["notes"])
 
 
 def test_swapped_labels_flip_threshold_attacks_exactly(files, tmp_path) -> None:
     runs = {}
     for tag, (mem, non) in {"plain": ("members", "third"), "swapped": ("third", "members")}.items():
         o = target_overrides(files, files["target"], members=mem, non_members=non, references="none",
-                             audit=600, population=0, test=1)
+                             audit=600, population=0, test=1, analysis=tag == "plain")
         runs[tag] = run_audit(load_config(None, o), tmp_path / tag)
     for name in THRESHOLD_ATTACKS[:4]:
         a, b = runs["plain"]["attacks"][name]["auc"], runs["swapped"]["attacks"][name]["auc"]
         assert a > 0.52  # a real leak, so the flip is not 0.5 mapped to itself
         assert b == pytest.approx(1.0 - a, abs=1e-12), name
     assert runs["plain"]["target"]["n_references"] == 0
+    v = runs["plain"]["vulnerability"]  # no reference: the flagged set and its chance control, no outlier measure
+    assert set(v["skipped_measures"]) == {"centroid_distance", "knn_disagreement", "lof", "confidence_out",
+                                          "margin_out", "memorisation"} and v["statistics"] == {}
+    assert v["set_size"] == runs["plain"]["target"]["identifiable"]["n_identifiable"]
     assert all(r["knowledge"] == "none" for r in runs["plain"]["attacks"].values())
 
 
@@ -203,9 +274,10 @@ def test_onnx_target_gives_the_same_audit(files, leaking, tmp_path) -> None:
     res_pt, _ = leaking
     out = tmp_path / "onnx"
     shutil.copytree(leaking[1], out)
-    res = run_audit(load_config(None, target_overrides(files, path)), out)
+    res = run_audit(load_config(None, target_overrides(files, path, analysis=True)), out)
     for name in ("loss", "lira-online-fixed", "rmia-online"):
         assert res["attacks"][name]["auc"] == pytest.approx(res_pt["attacks"][name]["auc"], abs=2e-3), name
+    assert "ONNX" in res["vulnerability"]["skipped_figures"]["tsne.png"]  # no penultimate features to map
     bad = tmp_path / "wide.onnx"
     wide = torch.nn.Sequential(torch.nn.Linear(N_FEATURES + 1, N_CLASSES))
     torch.onnx.export(wide, (torch.zeros(1, N_FEATURES + 1),), str(bad), input_names=["x"], dynamo=False)

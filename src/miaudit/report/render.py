@@ -375,6 +375,14 @@ def _verdict(results: dict, key: str, vuln: dict | None) -> dict:
     return verdict
 
 
+def _chance_evidence(v: dict, alpha: float) -> str:
+    """The chance control's evidence in words: a target audit's bootstrap interval of TPR, else the p-value."""
+    ci = v.get("tpr_ci95") if v.get("chance_method") == "bootstrap" else None
+    if ci:
+        return f"TPR 95% interval {fmt.pct(ci[0])}–{fmt.pct(ci[1])} vs {fmt.fpr_label(alpha)}"
+    return fmt.pvalue(v.get("p_value"))
+
+
 def _vulnerability_section(root: Path, results: dict, config: dict) -> dict | None:
     v = results.get("vulnerability")
     if not v:
@@ -457,7 +465,7 @@ def _vulnerability_section(root: Path, results: dict, config: dict) -> dict | No
                        else "a random attack"),
         "distinguishable": bool(v.get("distinguishable_from_chance")),
         "fdr": fmt.pct(v.get("fdr_estimate")),
-        "p": fmt.pvalue(v.get("p_value")),
+        "p": _chance_evidence(v, alpha),
         "by_alpha": by_alpha,
         "measures": measures,
         "has_natural": bool(natural),
@@ -472,6 +480,7 @@ def _vulnerability_section(root: Path, results: dict, config: dict) -> dict | No
         "skipped_measures": [{"name": k, "why": w} for k, w in (v.get("skipped_measures") or {}).items()],
         "skipped_figures": [{"name": k, "why": w} for k, w in (v.get("skipped_figures") or {}).items()],
         "record_ids": v.get("record_ids"),
+        "target_mode": bool(results.get("target")),  # one model against references: reasons differ per item
     }
 
 
@@ -502,7 +511,7 @@ def _top_records(root: Path, k: int) -> dict | None:
         vul = row.get("vulnerability", "")
         rows.append({
             "rank": rank,
-            "record_id": row.get("record_id", ""),
+            "record_id": row.get("origin") or row.get("record_id", ""),  # a target audit names file and row
             "label": row.get("class_name") or row.get("label", ""),
             "predicted": "none" if pred == "-1" else names.get(pred, pred),
             "flagged": f"{row.get('tp_count', '?')} of {row.get('n_in_targets', '?')}",
