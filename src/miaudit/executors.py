@@ -395,11 +395,16 @@ class ProcessExecutor:
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.threads, os.getpid())
             )
-            # each submit spawns a worker while none is idle: all start now, with this env, and ignoring
-            # SIGINT (Ctrl-C reaches this process only, which stops them)
-            with _environ(self.env), _sigint_ignored():
-                for fut in [self._pool.submit(_ready) for _ in range(self.workers)]:
+            try:
+                # each submit spawns a worker while none is idle: all start now, with this env, ignoring
+                # SIGINT (a terminal's Ctrl-C reaches this process only, which stops them)
+                with _environ(self.env), _sigint_ignored():
+                    started = [self._pool.submit(_ready) for _ in range(self.workers)]
+                for fut in started:  # waited for with SIGINT handled, so Ctrl-C while they start works
                     fut.result()
+            except BaseException as exc:
+                self.close(kill=isinstance(exc, KeyboardInterrupt))
+                raise
         return self._pool
 
     def start(self, timeout: float = 600.0) -> float:
