@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
 
 #: a TPR at α needs about this many non-members per unit of α to mean anything
@@ -40,8 +41,25 @@ def roc(scores: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return fpr, tpr, thr
 
 
-def auc_from_roc(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    return float(np.trapezoid(tpr, fpr))
+def auc(scores: np.ndarray, member: np.ndarray) -> float:
+    """Area under the ROC: P(member score > non-member score) + ½ P(tie), the Mann–Whitney U
+    statistic over (#members · #non-members), from average ranks (ties counted exactly).
+
+    The one AUC of the package (attack results, RMIA's tuning, the vulnerability statistics);
+    NaN without both members and non-members. The bootstrap's ``weighted_roc_stats`` computes the
+    same statistic from multiplicities.
+
+    >>> auc(np.array([3.0, 2.0, 1.0, 2.0]), np.array([True, True, False, False]))
+    0.875
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    member = np.asarray(member, dtype=bool)
+    n_pos = int(member.sum())
+    n_neg = len(member) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[member].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def tpr_at_fpr_from_roc(fpr: np.ndarray, tpr: np.ndarray, alpha: float) -> float:
@@ -112,7 +130,7 @@ def attack_metrics(scores: np.ndarray, member: np.ndarray, fprs: tuple[float, ..
     fpr, tpr, _ = roc(scores, member)
     n_out = int((~member).sum())
     return AttackMetrics(
-        auc=auc_from_roc(fpr, tpr),
+        auc=auc(scores, member),
         advantage=float(np.max(tpr - fpr)),
         tpr_at_fpr={fpr_key(a): tpr_at_fpr_from_roc(fpr, tpr, a) for a in fprs},
         reliable={fpr_key(a): is_reliable(n_out, a) for a in fprs},

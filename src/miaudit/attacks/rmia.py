@@ -50,6 +50,7 @@ from scipy.stats import rankdata
 
 from miaudit.attacks._common import logsumexp, select_refs, split_stat
 from miaudit.attacks.base import AttackInput, NotApplicable, reference_sets, register_attack
+from miaudit.metrics import auc
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +166,6 @@ def _offline_score(parts, a: float, gamma: float, *, ties: bool = True) -> np.nd
     return break_ties(score, log_rx, log_rz.size) if ties else score
 
 
-def _auc(scores: np.ndarray, member: np.ndarray) -> float:
-    """Mann–Whitney AUC with ties counted half."""
-    n_pos, n_neg = int(member.sum()), int((~member).sum())
-    ranks = rankdata(scores)
-    return float((ranks[member].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def tune_offline_a(inp: AttackInput, *, gamma: float, max_refs: int | None = None) -> float:
     """The ``a`` on ``A_GRID`` that maximises the AUC of offline RMIA against the first reference.
 
@@ -200,7 +194,7 @@ def tune_offline_a(inp: AttackInput, *, gamma: float, max_refs: int | None = Non
             "(a pool of 6 or more, or set attack_params.rmia-offline.a)"
         )
     parts = _offline_parts(lp_r[0][:, usable], lp_r[1:][:, :, usable], rest_out[:, usable], lpz_r[0], lpz_r[1:], max_refs)
-    aucs = [_auc(_offline_score(parts, a, gamma, ties=False), member) for a in A_GRID]
+    aucs = [auc(_offline_score(parts, a, gamma, ties=False), member) for a in A_GRID]
     best = A_GRID[int(np.argmax(aucs))]
     log.debug("rmia-offline: a=%s (AUC by a: %s)", best, dict(zip(A_GRID, np.round(aucs, 4), strict=True)))
     return best
