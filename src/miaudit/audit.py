@@ -23,6 +23,7 @@ from miaudit.errors import BelowChanceWarning, ConfigError, FewReferencesWarning
 from miaudit.io import save_npy, sha256_file, write_json, write_text
 from miaudit.metrics import attack_metrics, average_metrics, bootstrap_ci, bootstrap_seed
 from miaudit.progress import NullProgress, Progress
+from miaudit.results import results_document
 from miaudit.signals import Signals
 
 log = logging.getLogger(__name__)
@@ -251,18 +252,16 @@ def _prepare_audit_dir(root: Path, fingerprint: str, *, force: bool) -> None:
 def audit_results(signals: Signals, config: RunConfig, attack_run: AttackRun, *, source: dict | None = None) -> dict:
     """The results.json content of an audit of ``signals`` (same layout as ``miaudit run``)."""
     from miaudit.provenance import package_versions
-    from miaudit.runner import RESULTS_SCHEMA_VERSION  # the layout ``miaudit run`` writes
 
     m, a, n, c = signals.logits.shape
     n_pop = 0 if signals.population_labels is None or signals.population_logits is None else len(signals.population_labels)
     n_test = 0 if signals.test_labels is None or signals.test_logits is None else len(signals.test_labels)
-    return {
-        "schema_version": RESULTS_SCHEMA_VERSION,
-        "config": config.model_dump(mode="json"),
-        "seed": config.seed,
-        "versions": package_versions(),
-        "source": source or {},
-        "data": {
+    return results_document(
+        config=config.model_dump(mode="json"),
+        seed=config.seed,
+        versions=package_versions(),
+        source=source or {},
+        data={
             "name": "signals file",
             "kind": "image" if signals.is_image else "tabular",
             "n_records": n,
@@ -270,12 +269,12 @@ def audit_results(signals: Signals, config: RunConfig, attack_run: AttackRun, *,
             "n_queries": a,
             "splits": {"audit": n, "population": n_pop, "test": n_test},
         },
-        "pool": {"n_models": m, "targets": attack_run.targets},
-        "utility": utility(signals, attack_run.targets),
-        "attacks": attack_run.results,
-        "skipped_attacks": attack_run.skipped,
-        "warnings": attack_run.warnings,
-    }
+        pool={"n_models": m, "targets": attack_run.targets},
+        utility=utility(signals, attack_run.targets),
+        attacks=attack_run.results,
+        skipped_attacks=attack_run.skipped,
+        warnings=attack_run.warnings,
+    )
 
 
 def load_audit_config(path: Path | str | None, overrides: list[str], *, n_models: int) -> RunConfig:

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from miaudit.config import RunConfig
 from miaudit.errors import RunDirError
 from miaudit.io import ARTEFACTS, artefact_list, listed_artefacts, read_json, start_artefact_list
 
@@ -25,6 +24,8 @@ MANIFEST = "run.json"
 
 @dataclass(frozen=True)
 class RunDir:
+    """Where every artefact of a run lives: the one place their names are written down."""
+
     root: Path
 
     @property
@@ -60,9 +61,54 @@ class RunDir:
     def results(self) -> Path:
         return self.root / "results.json"
 
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.txt"
 
-def prepare_run_dir(root: Path, config: RunConfig, *, force: bool = False) -> RunDir:
-    """Create or reopen ``root`` for ``config``; refuse a directory that holds another run."""
+    @property
+    def timing(self) -> Path:
+        return self.root / "timing.json"
+
+    @property
+    def resolved_config(self) -> Path:
+        return self.root / "config.resolved.yaml"
+
+    @property
+    def splits(self) -> Path:
+        return self.root / "splits.npz"
+
+    @property
+    def vulnerable_records(self) -> Path:
+        return self.root / "vulnerable_records.csv"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def report_md(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
+
+    @property
+    def analysis(self) -> Path:
+        """Per-record analysis artefacts (outlier measures cache, deciles, top records, its timing)."""
+        return self.root / "analysis"
+
+    @property
+    def roc_figure(self) -> Path:
+        return self.figures / "roc.png"
+
+    def attack_scores(self, attack: str) -> Path:
+        return self.scores / f"{attack}.npy"
+
+
+def prepare_run_dir(root: Path, pool_fingerprint: str, *, force: bool = False) -> RunDir:
+    """Create or reopen ``root`` for a run whose pool has ``pool_fingerprint`` (``RunConfig.pool_fingerprint``);
+    refuse a directory that holds another run."""
     root = Path(root)
     rd = RunDir(root)
     if root.exists() and not root.is_dir():
@@ -70,7 +116,7 @@ def prepare_run_dir(root: Path, config: RunConfig, *, force: bool = False) -> Ru
     if root.is_dir():
         if rd.manifest.is_file():
             old = read_json(rd.manifest).get("pool_fingerprint")
-            if old != config.pool_fingerprint():
+            if old != pool_fingerprint:
                 if not force:
                     raise RunDirError(
                         f"{root} holds a run with a different data/model/training/pool config; "

@@ -27,6 +27,7 @@ from miaudit.progress import NullProgress, Progress
 from miaudit.provenance import machine, package_versions
 from miaudit.report.roc import write_roc_figure
 from miaudit.report.summary import format_summary
+from miaudit.results import results_document
 from miaudit.rundir import RunDir, locked, prepare_run_dir
 from miaudit.signals import compute_signals
 from miaudit.threads import choose_threads
@@ -34,7 +35,6 @@ from miaudit.training.dp import dp_summary
 
 log = logging.getLogger(__name__)
 
-RESULTS_SCHEMA_VERSION = 1
 
 
 class StageTimer:
@@ -104,7 +104,7 @@ def run_audit(
     timer = StageTimer()
     with timer("data", progress):  # bad data or splits fail here, before the run directory is touched
         data = split_data(config)
-    rd = prepare_run_dir(Path(out), config, force=force)
+    rd = prepare_run_dir(Path(out), config.pool_fingerprint(), force=force)
     with locked(rd):
         return _run(config, rd, progress, data, timer)
 
@@ -181,13 +181,12 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
             defences, defences_timing = evaluate_defences(signals, config, progress=progress)
 
     with timer("report", progress):
-        results = {
-            "schema_version": RESULTS_SCHEMA_VERSION,
-            "config": config.model_dump(mode="json"),
-            "pool_fingerprint": config.pool_fingerprint(),
-            "seed": config.seed,
-            "versions": package_versions(),
-            "data": {
+        results = results_document(
+            config=config.model_dump(mode="json"),
+            pool_fingerprint=config.pool_fingerprint(),
+            seed=config.seed,
+            versions=package_versions(),
+            data={
                 "name": dataset.name,
                 "kind": dataset.kind,
                 "n_records": len(dataset),
@@ -195,16 +194,16 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
                 "input_shape": list(dataset.input_shape),
                 "splits": splits.sizes(),
             },
-            "pool": {
+            pool={
                 "n_models": config.pool.n_models,
                 "targets": attack_run.targets,
                 "epochs_run": [s["epochs_run"] for s in sidecars],
             },
-            "utility": utility(signals, attack_run.targets),
-            "attacks": attack_run.results,
-            "skipped_attacks": attack_run.skipped,
-            "warnings": attack_run.warnings,
-        }
+            utility=utility(signals, attack_run.targets),
+            attacks=attack_run.results,
+            skipped_attacks=attack_run.skipped,
+            warnings=attack_run.warnings,
+        )
         if vulnerability is not None:
             results["vulnerability"] = vulnerability
         if defences is not None:

@@ -52,6 +52,7 @@ from miaudit.config import RunConfig, SweepConfig, apply_overrides, read_yaml, s
 from miaudit.errors import ConfigError, RunDirError
 from miaudit.io import ARTEFACTS, atomic_path, read_json, start_artefact_list, write_text
 from miaudit.progress import NullProgress, Progress
+from miaudit.results import ATTACKERS, strongest_of
 from miaudit.rundir import RunDir, locked
 from miaudit.runner import run_audit
 
@@ -260,10 +261,8 @@ def _recipes_label(config: dict) -> str:
     return "+".join(parts) or "none"
 
 
-def _strongest(attacks: dict[str, dict]) -> str | None:
-    if not attacks:
-        return None
-    return max(attacks, key=lambda n: (attacks[n].get("tpr@1%") or 0.0, attacks[n]["auc"]))
+def _strongest(cells: dict[str, dict]) -> str | None:
+    return strongest_of({n: (c.get("tpr@1%"), c["auc"]) for n, c in cells.items()})
 
 
 def variant_rows(name: str, results: dict, timing: dict) -> list[dict]:
@@ -285,7 +284,7 @@ def variant_rows(name: str, results: dict, timing: dict) -> list[dict]:
              "test_acc": util.get("test_acc"), "attacks": attacks, "strongest": _strongest(attacks)}]
     for key, d in (results.get("defences") or {}).items():
         cells: dict[str, dict] = {}
-        for attacker in ("non-adaptive", "adaptive", "label-only"):
+        for attacker in ATTACKERS:
             for a, r in d.get("attackers", {}).get(attacker, {}).items():
                 c = _attack_cells(r) | {"attacker": attacker}
                 old = cells.get(a)

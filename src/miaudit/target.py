@@ -34,6 +34,7 @@ from miaudit.data import Dataset, Splits, load_dataset
 from miaudit.errors import DataError
 from miaudit.io import save_npz, sha256_file, write_json, write_text
 from miaudit.progress import NullProgress, Progress
+from miaudit.results import HEADLINE_FPR, results_document, strongest
 from miaudit.signals import Signals, model_logits, n_queries
 from miaudit.transforms import query_offsets
 
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 #: train or test accuracy of target and references further apart than this is reported plainly
 ACCURACY_GAP = 0.05
 #: FPR of the headline "N of your training records are identifiable"
-HEADLINE_FPR = 0.01
 ONNX_HINT = "pip install 'miaudit[onnx]'"
 
 
@@ -341,7 +341,7 @@ def identifiable(results: dict, scores: dict[str, np.ndarray], member: np.ndarra
     attacks = results["attacks"]
     if not attacks:
         return {}
-    best = attack or sorted(attacks, key=lambda n: (-attacks[n]["tpr_at_fpr"].get(key, 0.0), -attacks[n]["auc"], n))[0]
+    best = attack or strongest(attacks, key)
     flagged = flag_at_fpr(scores[best][0], member, alpha)
     n_members = int(member.sum())
     ci = attacks[best].get("ci95", {}).get("tpr_at_fpr", {}).get(key)
@@ -416,7 +416,7 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
     from miaudit.report.roc import write_roc_figure
     from miaudit.report.summary import format_summary
     from miaudit.rundir import locked, prepare_run_dir
-    from miaudit.runner import RESULTS_SCHEMA_VERSION, StageTimer
+    from miaudit.runner import StageTimer
     from miaudit.signals import compute_signals
 
     t = config.target
@@ -428,7 +428,7 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
         ds, sp = records.dataset, records.splits
         model = load_target(config, ds.input_shape, ds.n_classes)
     is_image = ds.kind == "image"
-    rd = prepare_run_dir(Path(out), config, force=force)
+    rd = prepare_run_dir(Path(out), config.pool_fingerprint(), force=force)
     with locked(rd):
         # runtime.threads as in a pool run (auto: the usable cores other work leaves idle; miaudit.threads)
         from miaudit.threads import choose_threads
@@ -496,21 +496,19 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
         with timer("report", progress):
             util = utility(signals, [ti])
             comparison, acc_warnings = accuracy_comparison(util, ti)
-            results: dict[str, Any] = {
-                "schema_version": RESULTS_SCHEMA_VERSION,
-                "config": config.model_dump(mode="json"),
-                "pool_fingerprint": config.pool_fingerprint(),
-                "seed": config.seed,
-                "versions": package_versions(),
-                "data": {"name": "target records", "kind": ds.kind, "n_records": len(ds), "n_classes": ds.n_classes,
-                         "input_shape": list(ds.input_shape), "splits": sp.sizes()},
-                "pool": {"n_models": signals.n_models, "targets": [ti],
-                         "epochs_run": [s["epochs_run"] for s in sidecars]},
-                "utility": util,
-                "attacks": attack_run.results,
-                "skipped_attacks": attack_run.skipped,
-                "warnings": acc_warnings + attack_run.warnings,
-            }
+            results: dict[str, Any] = results_document(
+                config=config.model_dump(mode="json"),
+                pool_fingerprint=config.pool_fingerprint(),
+                seed=config.seed,
+                versions=package_versions(),
+                data={"name": "target records", "kind": ds.kind, "n_records": len(ds), "n_classes": ds.n_classes,
+                      "input_shape": list(ds.input_shape), "splits": sp.sizes()},
+                pool={"n_models": signals.n_models, "targets": [ti], "epochs_run": [s["epochs_run"] for s in sidecars]},
+                utility=util,
+                attacks=attack_run.results,
+                skipped_attacks=attack_run.skipped,
+                warnings=acc_warnings + attack_run.warnings,
+            )
             found = identifiable(results, attack_run.scores, target_in)
             results["target"] = {
                 "weights": str(t.weights), "sha256": weights_sha, "format": Path(t.weights).suffix.lower().lstrip("."),

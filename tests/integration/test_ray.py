@@ -117,7 +117,7 @@ def test_a_killed_task_is_retried_and_a_failing_member_is_reported_by_id(
     # armed: the first task kills its worker process; Ray retries it
     marker = ray_local
     marker.unlink()
-    rd = prepare_run_dir(tmp_path / "retry", cfg)
+    rd = prepare_run_dir(tmp_path / "retry", cfg.pool_fingerprint())
     with make_executor(cfg, input_shape=inputs.input_shape, n_classes=inputs.n_classes) as ex:
         train_pool(inputs, rd, device=torch.device("cpu"), executor=ex)
     assert marker.is_file()  # the kill happened (and disarmed the hook again)
@@ -127,7 +127,7 @@ def test_a_killed_task_is_retried_and_a_failing_member_is_reported_by_id(
 
     # member 2 can never be written (a directory holds its weights' name): reported, the others kept
     cfg = load_config(None, [*tiny_overrides, *SAME_ARITHMETIC, *RAY, "runtime.ray_max_retries=1"])
-    rd = prepare_run_dir(tmp_path / "fails", cfg)
+    rd = prepare_run_dir(tmp_path / "fails", cfg.pool_fingerprint())
     rd.member_weights(2).mkdir(parents=True)
     with pytest.raises(MembersFailedError, match=r"member\(s\) 2 failed after 1 retries") as err:
         train_pool(inputs, rd, device=torch.device("cpu"),
@@ -148,7 +148,7 @@ def test_a_pool_resumes_across_executors(ray_local, local_run, tiny_overrides, t
     out = tmp_path / "local-then-ray"
     with pytest.raises(KeyboardInterrupt):
         run_audit(local, out, progress=StopAfter(stop=2))
-    assert sum(member_done(prepare_run_dir(out, local), m, fp) for m in range(4)) == 2
+    assert sum(member_done(prepare_run_dir(out, local.pool_fingerprint()), m, fp) for m in range(4)) == 2
     progress = StopAfter()
     run_audit(ray_cfg, out, progress=progress)
     assert progress.pool_steps[0] == 2  # the two finished members were reused, not retrained
@@ -159,7 +159,7 @@ def test_a_pool_resumes_across_executors(ray_local, local_run, tiny_overrides, t
     out = tmp_path / "ray-then-local"
     with pytest.raises(KeyboardInterrupt):
         run_audit(ray_cfg, out, progress=StopAfter(stop=0))
-    rd = prepare_run_dir(out, ray_cfg)
+    rd = prepare_run_dir(out, ray_cfg.pool_fingerprint())
     inputs = pool_inputs(ray_cfg)
     with make_executor(ray_cfg, input_shape=inputs.input_shape, n_classes=inputs.n_classes) as ex:
         ex.run([1, 3], MemberJob.create(ray_cfg, rd, device="cpu", train=True))
@@ -183,7 +183,7 @@ def test_cuda_with_ray_needs_a_gpu_per_task(tiny_overrides):
 
 
 def test_files_a_task_wrote_elsewhere_are_reported(tiny_config, tmp_path):
-    rd = prepare_run_dir(tmp_path / "run", tiny_config)
+    rd = prepare_run_dir(tmp_path / "run", tiny_config.pool_fingerprint())
     job = MemberJob.create(tiny_config, rd, device="cpu", train=True)
     with pytest.raises(RunDirError, match="every Ray node sees at the same path"):
         check_visible(job, [0, 1], wait_s=0)  # as if the tasks wrote to their own node's disk

@@ -37,7 +37,6 @@ from miaudit.signals import Signals
 
 log = logging.getLogger(__name__)
 
-ATTACKERS = ("non-adaptive", "adaptive", "label-only")
 #: the attacks of the label-only attacker (those that are registered and applicable run)
 LABEL_ONLY_ATTACKS = ("label-only-gap", "label-only-augment")
 
@@ -211,9 +210,3 @@ def evaluate_defences(signals: Signals, config: RunConfig, *, progress: Progress
         results[key], timing[key] = evaluate_defence(spec, key, signals, config, progress=progress)
     return results, timing
 
-
-def strongest(attacks: dict[str, dict], fpr: str = "0.01") -> str | None:
-    """The attack with the highest TPR at ``fpr`` (ties: the higher AUC), or None."""
-    if not attacks:
-        return None
-    return max(attacks, key=lambda n: (attacks[n]["tpr_at_fpr"].get(fpr, 0.0), attacks[n]["auc"]))

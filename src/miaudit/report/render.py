@@ -39,6 +39,7 @@ import yaml
 from miaudit.errors import DataError, RunDirError
 from miaudit.io import read_json, write_text
 from miaudit.report import format as fmt
+from miaudit.results import ATTACKERS
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ def _headline_key(attacks: dict) -> str | None:
 
 
 def _strongest(attacks: dict, key: str) -> str | None:
-    from miaudit.defences.evaluate import strongest
+    from miaudit.results import strongest
 
     return strongest(attacks, key)
 
@@ -284,7 +285,9 @@ def _attacks_section(root: Path, results: dict, key: str) -> dict:
     if key not in cols:
         cols = sorted({*cols, key}, key=float)
     best = _strongest(attacks, key)
-    order = sorted(attacks, key=lambda n: (-attacks[n]["tpr_at_fpr"].get(key, 0.0), -attacks[n].get("auc", 0.0), n))
+    from miaudit.results import attack_strength, rank_attacks
+
+    order = rank_attacks(attack_strength(attacks, key))
     rows = []
     for name in order:
         r = attacks[name]
@@ -537,7 +540,7 @@ def _defence_tables(results: dict, key: str) -> list[dict]:
     base = results.get("attacks", {})
     for name, d in (results.get("defences") or {}).items():
         attackers = d.get("attackers", {})
-        cols = ["no defence", *[a for a in ("non-adaptive", "adaptive", "label-only") if a in attackers]]
+        cols = ["no defence", *[a for a in ATTACKERS if a in attackers]]
         names = sorted({n for a in attackers.values() for n in a} | set(base),
                        key=lambda n: (-base.get(n, {}).get("tpr_at_fpr", {}).get(key, -1.0), n))
         rows = []

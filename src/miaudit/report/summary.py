@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from miaudit.report.format import pct, pct_ci  # formats live in report.format; re-exported here
+from miaudit.results import HEADLINE_KEY, strongest
 
 __all__ = ["format_summary", "pct", "pct_ci", "records_at_risk"]
-
-#: the FPR of the "records at risk" headline (as the report's verdict)
-HEADLINE_KEY = "0.01"
 
 
 def records_at_risk(attack: dict, key: str = HEADLINE_KEY) -> dict | None:
@@ -39,7 +37,6 @@ def records_at_risk(attack: dict, key: str = HEADLINE_KEY) -> dict | None:
 
 def _at_risk_line(attacks: dict) -> str | None:
     """One line: records at risk beyond chance for the strongest attack at 1% FPR, chance beside it."""
-    from miaudit.defences.evaluate import strongest
     from miaudit.report.format import count
 
     best = strongest(attacks, HEADLINE_KEY) if any(HEADLINE_KEY in r.get("tpr_at_fpr", {}) for r in attacks.values()) else None
