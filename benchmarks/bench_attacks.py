@@ -38,7 +38,7 @@ import numpy as np
 def fabricate(root: Path, m: int, n: int, c: int, p: int, seed: int = 0) -> None:
     """Pool signals with a membership effect: the true-class logit rises for IN models."""
     from miaudit.io import save_npy, write_json, write_npy_stream
-    from miaudit.pool import membership_design
+    from miaudit.pipeline.pool import membership_design
 
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, c, n)
@@ -78,7 +78,7 @@ def attack_child(signals_dir: str, name: str | list[str] | None, n: int, targets
     """In a fresh process: open the signals (records [:n]) and time attacks (None: the read baseline)."""
     import warnings
 
-    from miaudit.audit import run_attacks
+    from miaudit.pipeline.attack import run_attacks
     from miaudit.config import AuditConfig
     from miaudit.signals import Signals, load_signals
 

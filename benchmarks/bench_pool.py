@@ -53,7 +53,7 @@ def make_config(model: str, audit: int, epochs: int, members: int, test: int):
 
 def plain_member(inputs, m: int) -> nn.Module:
     """One member with a textbook loop, on exactly the rows, seed and data order miaudit uses."""
-    from miaudit.pool import member_seed, new_model
+    from miaudit.pipeline.pool import member_seed, new_model
 
     cfg = inputs.config
     seed = member_seed(cfg.seed, m)
@@ -82,10 +82,10 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def run_model(name: str, args, tmp: Path) -> dict:
-    from miaudit.executors import ProcessExecutor, SerialExecutor, release_context
-    from miaudit.pool import PoolInputs, load_member, membership_design, new_model, train_pool
+    from miaudit.pipeline.executors import ProcessExecutor, SerialExecutor, release_context
+    from miaudit.pipeline.pool import PoolInputs, load_member, membership_design, new_model, train_pool
     from miaudit.rundir import prepare_run_dir
-    from miaudit.runner import split_data
+    from miaudit.pipeline.run import split_data
     from miaudit.training.batched import batched_unsupported
 
     members = args.members or MODELS[name][1]

@@ -1,6 +1,6 @@
 """Benchmark 4: signals: inference throughput against a GEMM-bound estimate, and peak memory.
 
-Throughput: ``miaudit.signals.model_logits`` (the per-member inference of the signals stage) on
+Throughput: ``miaudit.pipeline.signals.model_logits`` (the per-member inference of the signals stage) on
 N records, records/s, next to the GEMM-bound estimate = (fp32 GEMM rate measured in the same
 round) ÷ (2 · multiply-adds per record); at batch 1024 (miaudit's default) and 4096.
 
@@ -30,7 +30,7 @@ def throughput(args) -> dict:  # noqa: ANN001
     import torch
 
     from miaudit.models import build_model
-    from miaudit.signals import model_logits
+    from miaudit.pipeline.signals import model_logits
 
     out = {}
     rng = np.random.default_rng(0)
@@ -88,10 +88,11 @@ def memory_phases(root: str, n_models: int, n: int, c: int) -> dict:
     """Runs in a fresh process: write parts, assemble, load and read; peak RSS per phase."""
     import numpy as np
 
-    from miaudit.audit import utility
+    from miaudit.pipeline.attack import utility
     from miaudit.io import save_npz, save_npy, write_json
     from miaudit.rundir import RunDir
-    from miaudit.signals import assemble_signals, load_signals
+    from miaudit.signals import load_signals
+    from miaudit.pipeline.signals import assemble_signals
 
     rd = RunDir(Path(root))
     out = {"baseline_rss_mb": C.rss_mb()}

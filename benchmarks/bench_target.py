@@ -60,7 +60,7 @@ def main() -> None:
         args.members, args.non_members, args.refs, args.epochs = 1000, 3000, 4, 5
 
     from miaudit.config import load_config
-    from miaudit.runner import run_audit
+    from miaudit.pipeline.run import run_audit
 
     features, classes = 600, 100
     report: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "modes": {}}

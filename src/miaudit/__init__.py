@@ -17,10 +17,10 @@ __version__ = "0.1.0"
 # Heavy entry points (they import torch) load on first use, so `import miaudit.attacks`
 # and `import miaudit.metrics` stay numpy-only.
 _LAZY = {
-    "audit_signals": "miaudit.audit",
-    "run_audit": "miaudit.runner",
-    "export_signals": "miaudit.signals_file",
-    "load_signals_file": "miaudit.signals_file",
+    "audit_signals": "miaudit.pipeline.audit_signals",
+    "run_audit": "miaudit.pipeline.run",
+    "export_signals": "miaudit.signals.file",
+    "load_signals_file": "miaudit.signals.file",
 }
 
 

@@ -169,7 +169,7 @@ def run(
     """Train a pool of models, compute signals, run the attacks, write a run directory."""
     from miaudit.config import load_config
     from miaudit.report.summary import format_summary
-    from miaudit.runner import run_audit
+    from miaudit.pipeline.run import run_audit
 
     _STATE["quiet"] = quiet or _STATE["quiet"]
     cfg = load_config(config, set_ or [])
@@ -214,9 +214,9 @@ def audit(
     quiet: QuietOpt = False,
 ) -> None:
     """Audit models trained anywhere from their signals file: the same attacks, metrics and outputs as `run`."""
-    from miaudit.audit import audit_signals, load_audit_config
+    from miaudit.pipeline.audit_signals import audit_signals, load_audit_config
     from miaudit.report.summary import format_summary
-    from miaudit.signals_file import load_signals_file
+    from miaudit.signals.file import load_signals_file
 
     _STATE["quiet"] = quiet or _STATE["quiet"]
     sig = load_signals_file(signals)
@@ -234,7 +234,7 @@ def export_signals_cmd(
     file: Annotated[Path, typer.Argument(help="signals .npz to write (the format `miaudit audit --signals` reads)")],
 ) -> None:
     """Write a run's signals as a signals file that `miaudit audit --signals` reads."""
-    from miaudit.signals_file import export_signals
+    from miaudit.signals.file import export_signals
 
     export_signals(run_dir, file)
     sys.stdout.write(f"signals written to {file}\n")
@@ -271,7 +271,7 @@ def sweep(
     quiet: QuietOpt = False,
 ) -> None:
     """Run every defence variant of a sweep (each a full run, resumable) and tabulate utility against privacy."""
-    from miaudit.sweep import run_sweep
+    from miaudit.pipeline.sweep import run_sweep
 
     _STATE["quiet"] = quiet or _STATE["quiet"]
     with _progress() as progress:

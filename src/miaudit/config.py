@@ -351,7 +351,7 @@ class TargetDataSpec(NamedSpec):
 
 
 class TargetConfig(BaseModel):
-    """Audit one model trained outside miaudit (``miaudit.target``; docs/target.md)."""
+    """Audit one model trained outside miaudit (``miaudit.pipeline.target``; docs/target.md)."""
 
     model_config = FORBID
 
@@ -614,7 +614,7 @@ def load_config(path: Path | str | None = None, overrides: list[str] | None = No
     if isinstance(splits, dict) and isinstance(splits.get("indices"), str):  # likewise the split indices
         splits["indices"] = str(base / Path(splits["indices"]).expanduser())
     if path is not None and isinstance(raw.get("target"), dict):
-        from miaudit.target import resolve_target_paths
+        from miaudit.pipeline.target import resolve_target_paths
 
         resolve_target_paths(raw, Path(path).resolve().parent)  # relative to the config file, as plugins
     return validate_config(raw, source=str(path) if path is not None else "config")

@@ -330,7 +330,7 @@ def test_signals_file_round2(case, tmp_path, capsys):
 
 def test_signals_zip_bomb_over_the_memory_budget(tmp_path, capsys, monkeypatch):
     """A member that inflates past the budget is refused before it is read (here a 1 MB budget, 4.8 MB of zeros)."""
-    import miaudit.signals_file as sf
+    import miaudit.signals.file as sf
 
     monkeypatch.setattr(sf, "memory_budget", lambda: 1 << 20)
     path = tmp_path / "bomb.npz"
@@ -343,7 +343,7 @@ def test_signals_zip_bomb_over_the_memory_budget(tmp_path, capsys, monkeypatch):
 
 def test_signals_unused_member_is_never_read(tmp_path):
     """A bomb or a lying header under a name miaudit does not use costs nothing: the file loads."""
-    from miaudit.signals_file import load_signals_file
+    from miaudit.signals.file import load_signals_file
 
     path = tmp_path / "s.npz"
     _lying(path, "junk", (10**6, 10**6, 100))

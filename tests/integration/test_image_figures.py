@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from miaudit.config import load_config
-from miaudit.runner import run_audit
+from miaudit.pipeline.run import run_audit
 from miaudit.vulnerability.figures import plot_metadata
 
 pytestmark = pytest.mark.slow

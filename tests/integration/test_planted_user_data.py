@@ -27,7 +27,7 @@ def _csv(path, rng, n=1000, f=12):
 
 
 def test_planted_file_gives_per_kind_tables_for_a_csv_dataset(tmp_path):
-    from miaudit.runner import run_audit
+    from miaudit.pipeline.run import run_audit
 
     rng = np.random.default_rng(0)
     canaries = _csv(tmp_path / "d.csv", rng)

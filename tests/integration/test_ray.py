@@ -11,13 +11,13 @@ import torch
 
 from miaudit.config import load_config
 from miaudit.errors import ConfigError, MembersFailedError, RunDirError
-from miaudit.executors import MemberJob, make_executor, release_context
-from miaudit.executors_ray import RayExecutor, check_visible
+from miaudit.pipeline.executors import MemberJob, make_executor, release_context
+from miaudit.pipeline.executors_ray import RayExecutor, check_visible
 from miaudit.io import load_weights
-from miaudit.pool import PoolInputs, member_done, membership_design, train_pool
+from miaudit.pipeline.pool import PoolInputs, member_done, membership_design, train_pool
 from miaudit.progress import NullProgress
 from miaudit.rundir import prepare_run_dir
-from miaudit.runner import run_audit, split_data
+from miaudit.pipeline.run import run_audit, split_data
 
 #: one thread per model in both executors, one model per unit: byte-identical members
 SAME_ARITHMETIC = ["runtime.batched=false", "pool.n_models=4"]

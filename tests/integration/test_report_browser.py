@@ -75,7 +75,7 @@ def report_page(tmp_path_factory):
     from conftest import TINY
 
     from miaudit.config import load_config
-    from miaudit.runner import run_audit
+    from miaudit.pipeline.run import run_audit
 
     out = tmp_path_factory.mktemp("browser") / "run"
     # every section: attacks, vulnerable records (tiny run default), an inference-time defence

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import miaudit.pool
+import miaudit.pipeline.pool
 from miaudit.config import load_config
 from miaudit.errors import RunDirError
-from miaudit.runner import run_audit
+from miaudit.pipeline.run import run_audit
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def test_run_writes_results_and_rerun_reuses_every_model(tmp_path, tiny_override
     assert res["utility"]["train_acc"] > 0.8
 
     calls = []
-    monkeypatch.setattr(miaudit.pool, "train_model", lambda *a, **k: calls.append(1) or (_ for _ in ()).throw(AssertionError("retrained")))
+    monkeypatch.setattr(miaudit.pipeline.pool, "train_model", lambda *a, **k: calls.append(1) or (_ for _ in ()).throw(AssertionError("retrained")))
     res2 = run_audit(cfg, out)
     assert calls == []
     assert json.dumps(res2, sort_keys=True) == json.dumps(res, sort_keys=True)

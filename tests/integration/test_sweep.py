@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import miaudit.sweep
+import miaudit.pipeline.sweep
 from miaudit.config import apply_overrides, load_config
 from miaudit.errors import ConfigError
-from miaudit.sweep import expand_sweep, load_sweep, run_sweep
+from miaudit.pipeline.sweep import expand_sweep, load_sweep, run_sweep
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -51,7 +51,7 @@ def test_sweep_runs_variants_writes_tables_and_resumes_without_retraining(tmp_pa
     assert "| original+logit-reweighting |" in md and "## rmia-offline" in md
 
     # rerun: every variant is finished, nothing runs
-    monkeypatch.setattr(miaudit.sweep, "run_audit", lambda *a, **k: pytest.fail("a finished variant ran again"))
+    monkeypatch.setattr(miaudit.pipeline.sweep, "run_audit", lambda *a, **k: pytest.fail("a finished variant ran again"))
     assert run_sweep(sweep_file, out) == rows
     monkeypatch.undo()
 

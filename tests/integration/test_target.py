@@ -2,7 +2,7 @@
 
 The targets here are trained by a plain PyTorch loop inside the test on tiny synthetic data
 (300 members, a small MLP), saved with safetensors / torch.save / ONNX, and audited through
-``miaudit.runner.run_audit`` with four references. Each test could fail: a leaking target must
+``miaudit.pipeline.run.run_audit`` with four references. Each test could fail: a leaking target must
 be found, a target that never saw the members must not be, declaring the files the other way
 round must flip the threshold attacks exactly, and the target mode must agree with pool mode.
 """
@@ -22,7 +22,7 @@ from miaudit.data import load_dataset
 from miaudit.errors import BelowChanceWarning
 from miaudit.io import load_npy, read_json, save_weights
 from miaudit.models import build_model
-from miaudit.runner import run_audit
+from miaudit.pipeline.run import run_audit
 
 N_FEATURES, N_CLASSES = 60, 5
 MODEL = ["model.name=mlp", "model.params.hidden=[64]"]
@@ -298,7 +298,7 @@ def test_onnx_target_gives_the_same_audit(files, leaking, tmp_path) -> None:
 
 
 def test_pt_state_dict_is_accepted_and_same_as_safetensors(files, tmp_path) -> None:
-    from miaudit.target import load_target
+    from miaudit.pipeline.target import load_target
 
     cfg = load_config(None, target_overrides(files, files["target_pt"]))
     a = load_target(cfg, (N_FEATURES,), N_CLASSES)
@@ -353,7 +353,7 @@ def test_bad_input(files, tmp_path, capsys) -> None:
 
 
 def test_duplicates_between_the_files_are_reported_and_dropped(files, tmp_path) -> None:
-    from miaudit.target import target_records
+    from miaudit.pipeline.target import target_records
 
     with np.load(files["members"]) as m, np.load(files["non_members"]) as n:
         x = np.concatenate([n["x"], m["x"][:7]])
@@ -374,7 +374,7 @@ def test_duplicates_between_the_files_are_reported_and_dropped(files, tmp_path) 
 
 def test_target_architecture_may_differ_from_the_references(files, tmp_path) -> None:
     """``target.model`` builds the target; ``model`` stays the references' architecture."""
-    from miaudit.target import TargetError, load_target
+    from miaudit.pipeline.target import TargetError, load_target
 
     narrow = build_model("mlp", {"hidden": [32]}, (N_FEATURES,), N_CLASSES)
     save_weights(tmp_path / "narrow.safetensors", narrow.state_dict())
@@ -391,7 +391,7 @@ def test_target_architecture_may_differ_from_the_references(files, tmp_path) -> 
 def test_onnx_without_onnxruntime_says_how_to_install(files, tmp_path, monkeypatch) -> None:
     import sys
 
-    from miaudit.target import TargetError, load_target
+    from miaudit.pipeline.target import TargetError, load_target
 
     (tmp_path / "m.onnx").write_bytes(b"not read")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as when the extra is missing

@@ -27,7 +27,7 @@ import pytest
 from miaudit.attacks import ATTACKS, make_input
 from miaudit.config import load_config
 from miaudit.metrics import attack_metrics
-from miaudit.runner import run_audit
+from miaudit.pipeline.run import run_audit
 from miaudit.signals import load_signals
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import binom
 
 from miaudit.metrics import tpr_at_fpr
-from miaudit.pool import membership_design
+from miaudit.pipeline.pool import membership_design
 from miaudit.vulnerability.scores import (
     chance_control,
     chance_count_pmf,

@@ -15,7 +15,7 @@ import pytest
 
 from miaudit.attacks import ATTACKS, NotApplicable, make_input
 from miaudit.metrics import attack_metrics
-from miaudit.pool import membership_design
+from miaudit.pipeline.pool import membership_design
 
 N, P, C, A = 6000, 1500, 4, 2  # audit records, population records, classes, queries
 

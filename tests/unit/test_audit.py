@@ -5,7 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from miaudit.audit import load_audit_config, resolve_targets, run_attacks
+from miaudit.pipeline.attack import resolve_targets, run_attacks
+from miaudit.pipeline.audit_signals import load_audit_config
 from miaudit.errors import ConfigError
 from miaudit.signals import Signals
 
@@ -81,7 +82,7 @@ def test_every_attack_scores_a_target_override_like_the_pool_row(signals):
 
 def test_per_record_lira_with_few_references_is_flagged(rng):
     from miaudit.config import AuditConfig
-    from miaudit.pool import membership_design
+    from miaudit.pipeline.pool import membership_design
 
     m, n, c = 8, 200, 3
     signals = Signals(logits=rng.normal(size=(m, 1, n, c)).astype(np.float32), in_mask=membership_design(m, n, 0),

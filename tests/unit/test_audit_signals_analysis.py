@@ -15,7 +15,7 @@ import pytest
 
 from miaudit import audit_signals
 from miaudit.config import load_config
-from miaudit.pool import membership_design
+from miaudit.pipeline.pool import membership_design
 
 M, N, P, C, LEAKY = 8, 600, 300, 5, 30
 

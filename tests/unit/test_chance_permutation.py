@@ -8,9 +8,9 @@ the other pool models), so the binomial control called ~6 chance records "distin
 import numpy as np
 import pytest
 
-from miaudit.audit import run_attacks
+from miaudit.pipeline.attack import run_attacks
 from miaudit.config import load_config
-from miaudit.pool import membership_design
+from miaudit.pipeline.pool import membership_design
 from miaudit.signals import Signals
 from miaudit.vulnerability import analyze
 from miaudit.vulnerability.analyze import chance_null_counts

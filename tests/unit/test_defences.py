@@ -8,7 +8,8 @@ from scipy.special import log_softmax
 
 from miaudit.config import DefenceConfig, load_config
 from miaudit.defences import DEFENCES, LabelOnly, LogitReweighting, Temperature, TopK, reweight_logits
-from miaudit.defences.evaluate import defence_keys, evaluate_defences, strongest
+from miaudit.pipeline.defences import defence_keys, evaluate_defences
+from miaudit.results import strongest
 from miaudit.defences.transforms import LABEL_ONLY_GAP, class_centroids, swap_argmax
 from miaudit.errors import ConfigError
 from miaudit.signals import Signals
@@ -150,7 +151,7 @@ def test_evaluation_reports_three_attackers_accuracy_and_no_argmax_change(rng):
 def reweighted_pool(tmp_path_factory):
     from conftest import TINY
 
-    from miaudit.runner import run_audit
+    from miaudit.pipeline.run import run_audit
 
     cfg = load_config(None, TINY + [
         "seed=0", "pool.n_models=8", "train.epochs=30", "analysis.vulnerability=false", "audit.bootstrap=0",

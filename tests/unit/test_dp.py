@@ -114,7 +114,7 @@ def test_a_pool_at_small_epsilon_leaks_nothing_measurable(tmp_path, tiny_overrid
     """ε ≈ 0.5 bounds any attack's TPR at FPR α by e^ε·α + δ; at α = 1% that is about 1.7%, inside the
     CI of a 4-model tiny pool, so the strongest attack's TPR@1% must be within its CI of 1%.
     Measured on seeds 0-2: strongest TPR@1% 1.6-2.0%, CI lower ends 0.67-0.81%."""
-    from miaudit.runner import run_audit
+    from miaudit.pipeline.run import run_audit
 
     cfg = load_config(None, tiny_overrides + [
         "analysis.vulnerability=false", "train.recipes=[{name: dp-sgd, params: {target_epsilon: 0.5}}]",

@@ -9,7 +9,7 @@ score of atypical records only; the excess must show it.
 
 import numpy as np
 
-from miaudit.pool import membership_design
+from miaudit.pipeline.pool import membership_design
 from miaudit.vulnerability.analyze import excess_summary, measure_statistics
 from miaudit.vulnerability.scores import record_vulnerability
 from miaudit.vulnerability.stats import decile_table, excess_sets, mann_whitney

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from miaudit.config import load_config
-from miaudit.executors import (
+from miaudit.pipeline.executors import (
     MemberJob,
     ProcessExecutor,
     SerialExecutor,
@@ -19,10 +19,10 @@ from miaudit.executors import (
     threads_per_worker,
 )
 from miaudit.io import load_weights, read_json
-from miaudit.pool import PoolInputs, membership_design, train_pool
+from miaudit.pipeline.pool import PoolInputs, membership_design, train_pool
 from miaudit.rundir import prepare_run_dir
-from miaudit.runner import split_data
-from miaudit.signals import compute_signals
+from miaudit.pipeline.run import split_data
+from miaudit.pipeline.signals import compute_signals
 
 
 @pytest.fixture(autouse=True)
@@ -137,7 +137,7 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path):
 
     script = (
         "import sys, time\n"
-        "from miaudit.executors import ProcessExecutor, _ready\n"
+        "from miaudit.pipeline.executors import ProcessExecutor, _ready\n"
         "ex = ProcessExecutor(2, 1)\n"
         "ex.start()\n"
         "print(' '.join(str(p) for p in set(ex._get_pool().map(_ready, range(8)))), flush=True)\n"

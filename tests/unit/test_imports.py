@@ -16,7 +16,7 @@ import sys
 import miaudit
 
 #: modules that exist only to serve an optional extra, and the package that extra installs
-OPTIONAL_MODULES = {"miaudit.executors_ray": "ray"}
+OPTIONAL_MODULES = {"miaudit.pipeline.executors_ray": "ray"}
 
 _IMPORT_ALL = r"""
 import importlib, json, pkgutil, sys
@@ -43,7 +43,7 @@ def test_every_module_imports_in_a_fresh_interpreter() -> None:
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["failed"] == {}
     # the walk really saw the package: the CLI, the attacks and every stage are among the names
-    for expected in ("miaudit.cli", "miaudit.attacks.lira", "miaudit.runner", *OPTIONAL_MODULES):
+    for expected in ("miaudit.cli", "miaudit.attacks.lira", "miaudit.pipeline.run", *OPTIONAL_MODULES):
         assert expected in report["names"]
 
 

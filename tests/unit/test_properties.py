@@ -7,7 +7,7 @@ from hypothesis.extra.numpy import arrays
 
 from miaudit.data import make_splits
 from miaudit.metrics import attack_metrics, tpr_at_fpr
-from miaudit.pool import membership_design
+from miaudit.pipeline.pool import membership_design
 
 FPRS = (0.0, 0.0001, 0.001, 0.01, 0.1, 0.5)
 

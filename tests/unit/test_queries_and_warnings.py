@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from miaudit.audit import audit_signals, load_audit_config, run_attacks
+from miaudit.pipeline.attack import run_attacks
+from miaudit.pipeline.audit_signals import audit_signals, load_audit_config
 from miaudit.config import load_config
 from miaudit.errors import BelowChanceWarning, ConfigError
-from miaudit.signals import Signals, n_queries, queries_mismatch
+from miaudit.signals import Signals
+from miaudit.pipeline.signals import n_queries, queries_mismatch
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "results.md"
 

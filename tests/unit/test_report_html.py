@@ -374,7 +374,7 @@ def test_formats_are_one_place():
 @pytest.mark.slow
 def test_a_real_tiny_run_writes_its_report(tmp_path, tiny_overrides):
     from miaudit.config import load_config
-    from miaudit.runner import run_audit
+    from miaudit.pipeline.run import run_audit
 
     out = tmp_path / "run"
     run_audit(load_config(None, tiny_overrides + ["audit.bootstrap=50"]), out)

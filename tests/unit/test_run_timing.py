@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from miaudit.report.render import _train_time_text, rebuild_path
-from miaudit.runner import train_units
+from miaudit.pipeline.run import train_units
 
 
 def _side(m: int, wall: float, threads: int, group: list[int] | None = None) -> dict:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from miaudit.errors import DataError
-from miaudit.signals_file import SignalsFileWarning, load_signals_file, save_signals_file, validate_signals
+from miaudit.signals.file import SignalsFileWarning, load_signals_file, save_signals_file, validate_signals
 
 
 def good(rng, m=4, n=10, c=3, p=6):

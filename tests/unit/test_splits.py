@@ -3,7 +3,7 @@ import pytest
 
 from miaudit.data import make_splits
 from miaudit.errors import ConfigError
-from miaudit.pool import membership_design, member_seed
+from miaudit.pipeline.pool import membership_design, member_seed
 
 
 def test_splits_are_disjoint_and_sized(rng):

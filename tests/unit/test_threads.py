@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from miaudit.config import load_config
-from miaudit.executors import make_executor, threads_per_worker
+from miaudit.pipeline.executors import make_executor, threads_per_worker
 from miaudit.threads import _cpu_times, busy_cores, cgroup_cpu_quota, decide_threads, omp_env
 
 

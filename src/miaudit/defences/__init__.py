@@ -1,5 +1,5 @@
 """Inference-time defences: transforms of the target's outputs, and their evaluation against
-non-adaptive, adaptive and label-only attackers (``miaudit.defences.evaluate``).
+non-adaptive, adaptive and label-only attackers (``miaudit.pipeline.defences``).
 
 Training-time defences are recipes (``miaudit.training.recipes``).
 """

@@ -717,7 +717,7 @@ def build_context(run_dir: Path | str) -> dict:
         "title": f"Membership-inference audit: {'your model' if results.get('target') else data.get('name', 'model')}",
         "run_name": root.resolve().name,
         "run_path": rebuild_path(root),
-        # one model trained outside miaudit (miaudit.target): its one-line finding with the chance control first
+        # one model trained outside miaudit (miaudit.pipeline.target): its one-line finding with the chance control first
         "subtitle": " · ".join(filter(None, [(results.get("target") or {}).get("headline"), _subtitle(results, config)])),
         "version": (results.get("versions") or {}).get("miaudit", ""),
         "toc": [{"id": i, "title": t, "n": n} for n, (i, t) in enumerate(sections, 1)],
@@ -855,7 +855,7 @@ def _sweep_variants(sweep_dir: Path) -> list[str]:
 
 def build_sweep_context(sweep_dir: Path | str, rows: list[dict] | None = None) -> dict:
     """The report context of a sweep directory: its table, the utility–privacy figure, each defence's attackers."""
-    from miaudit.sweep import FPR_COLUMNS, pareto_front, variant_rows
+    from miaudit.pipeline.sweep import FPR_COLUMNS, pareto_front, variant_rows
 
     root = Path(sweep_dir)
     names = _sweep_variants(root)

@@ -115,7 +115,7 @@ def format_summary(results: dict) -> str:
 
 
 def format_target(target: dict) -> list[str]:
-    """The one-model lines of a target audit (``miaudit.target``): the headline with its chance
+    """The one-model lines of a target audit (``miaudit.pipeline.target``): the headline with its chance
     control, the target's accuracy beside the references', and plain warnings when they differ."""
     acc = target["accuracy"]
     mem, non = target["members"], target["non_members"]

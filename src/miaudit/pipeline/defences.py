@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from miaudit.attacks import ATTACKS, NotApplicable, make_input
-from miaudit.audit import default_attacks, resolve_targets
+from miaudit.pipeline.attack import default_attacks, resolve_targets
 from miaudit.config import DefenceConfig, RunConfig
 from miaudit.defences._registry import DEFENCES, OutputDefence
 from miaudit.metrics import attack_metrics, average_metrics, bootstrap_ci, bootstrap_seed

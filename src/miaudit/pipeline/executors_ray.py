@@ -1,7 +1,7 @@
 """Pool members as Ray tasks (``runtime.executor: ray``): the path from one machine to many.
 
 Each unit of work (``plan_units``: one member, or a batched group of small MLPs) is one Ray task
-calling :func:`miaudit.executors.run_members`, the function every executor calls. The task writes
+calling :func:`miaudit.pipeline.executors.run_members`, the function every executor calls. The task writes
 the member's weights and sidecar, and its signals part, into the run directory itself, so the run
 directory must be on a filesystem every node sees at the same path (``docs/cluster.md``); the
 driver checks that the files of finished tasks are visible to it (:func:`check_visible`).
@@ -33,7 +33,7 @@ from typing import Any
 from miaudit import failpoints
 from miaudit.config import RuntimeConfig
 from miaudit.errors import ConfigError, MembersFailedError, RunDirError
-from miaudit.executors import MemberJob, UnitCallback, _worker_run, plan_units
+from miaudit.pipeline.executors import MemberJob, UnitCallback, _worker_run, plan_units
 from miaudit.rundir import RunDir
 
 log = logging.getLogger(__name__)

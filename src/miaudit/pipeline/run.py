@@ -17,19 +17,19 @@ import numpy as np
 import torch
 
 from miaudit import failpoints
-from miaudit.audit import default_attacks, run_attacks, utility
+from miaudit.pipeline.attack import default_attacks, run_attacks, utility
 from miaudit.config import RunConfig
 from miaudit.data import Dataset, Splits, load_dataset, make_splits
-from miaudit.executors import make_executor, release_context
+from miaudit.pipeline.executors import make_executor, release_context
 from miaudit.io import save_npz, write_json, write_text
-from miaudit.pool import PoolInputs, member_done, membership_design, resolve_device, train_pool
+from miaudit.pipeline.pool import PoolInputs, member_done, membership_design, resolve_device, train_pool
 from miaudit.progress import NullProgress, Progress
 from miaudit.provenance import machine, package_versions
 from miaudit.report.roc import write_roc_figure
 from miaudit.report.summary import format_summary
 from miaudit.results import results_document
 from miaudit.rundir import RunDir, locked, prepare_run_dir
-from miaudit.signals import compute_signals
+from miaudit.pipeline.signals import compute_signals
 from miaudit.threads import choose_threads
 from miaudit.training.dp import dp_summary
 
@@ -56,8 +56,8 @@ class StageTimer:
 
 def split_data(config: RunConfig) -> tuple[Dataset, Splits]:
     """Load the configured dataset and draw its four disjoint splits from the run seed."""
-    if config.target is not None:  # target mode: members and non-members files (miaudit.target)
-        from miaudit.target import target_records
+    if config.target is not None:  # target mode: members and non-members files (miaudit.pipeline.target)
+        from miaudit.pipeline.target import target_records
 
         records = target_records(config)
         return records.dataset, records.splits
@@ -96,8 +96,8 @@ def run_audit(
 
     Returns the content of ``results.json``.
     """
-    if config.target is not None:  # one model trained outside miaudit (miaudit.target)
-        from miaudit.target import run_target_audit
+    if config.target is not None:  # one model trained outside miaudit (miaudit.pipeline.target)
+        from miaudit.pipeline.target import run_target_audit
 
         return run_target_audit(config, out, force=force, progress=progress)
     progress = progress or NullProgress()
@@ -156,7 +156,7 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
                                       population_features=dataset.x[splits.population])
     with timer("attacks", progress):
         attack_run = run_attacks(signals, config.audit, seed=config.seed, scores_dir=rd.scores, progress=progress)
-        from miaudit.signals import queries_mismatch
+        from miaudit.pipeline.signals import queries_mismatch
 
         mismatch = queries_mismatch(config, dataset.kind == "image")
         if mismatch:  # queries the models never trained on (issue 14): said in results, summary and report
@@ -176,7 +176,7 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
     defences, defences_timing = None, None
     if config.defences:
         with timer("defences", progress):  # inference-time defences vs three attackers (miaudit.defences)
-            from miaudit.defences.evaluate import evaluate_defences
+            from miaudit.pipeline.defences import evaluate_defences
 
             defences, defences_timing = evaluate_defences(signals, config, progress=progress)
 

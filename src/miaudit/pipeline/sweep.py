@@ -54,7 +54,7 @@ from miaudit.io import ARTEFACTS, atomic_path, read_json, start_artefact_list, w
 from miaudit.progress import NullProgress, Progress
 from miaudit.results import ATTACKERS, strongest_of
 from miaudit.rundir import RunDir, locked
-from miaudit.runner import run_audit
+from miaudit.pipeline.run import run_audit
 
 log = logging.getLogger(__name__)
 

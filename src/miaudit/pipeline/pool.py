@@ -34,7 +34,7 @@ from miaudit.training.trainer import TrainOutcome
 from miaudit.training.recipes import RecipeContext, build_recipes
 
 if TYPE_CHECKING:
-    from miaudit.executors import Executor
+    from miaudit.pipeline.executors import Executor
 
 log = logging.getLogger(__name__)
 
@@ -228,10 +228,10 @@ def train_pool(
 ) -> list[dict]:
     """Train every unfinished member (reusing finished ones) and return all sidecars.
 
-    ``executor`` decides where members train (``miaudit.executors``); default: one after another
+    ``executor`` decides where members train (``miaudit.pipeline.executors``); default: one after another
     in this process (batched groups for small MLPs, ``runtime.batched``).
     """
-    from miaudit.executors import MemberJob, make_executor, use_context
+    from miaudit.pipeline.executors import MemberJob, make_executor, use_context
 
     cfg = inputs.config
     progress = progress or NullProgress()

@@ -62,8 +62,8 @@ from miaudit.threads import ThreadChoice, choose_threads, omp_env
 
 if TYPE_CHECKING:
     from miaudit.data import Dataset, Splits
-    from miaudit.executors_ray import RayExecutor
-    from miaudit.pool import PoolInputs
+    from miaudit.pipeline.executors_ray import RayExecutor
+    from miaudit.pipeline.pool import PoolInputs
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +129,13 @@ class MemberContext:
 
     def ensure_data(self) -> None:
         """Rebuild the dataset, splits and pool inputs from the config (deterministic in the seed)."""
-        from miaudit.pool import PoolInputs, membership_design
-        from miaudit.runner import split_data
+        from miaudit.pipeline.pool import PoolInputs, membership_design
+        from miaudit.pipeline.run import split_data
 
         if self.dataset is None or self.splits is None:
             self.dataset, self.splits = split_data(self.config)
         if self.inputs is None and self.config.target is not None:  # the references of a target audit
-            from miaudit.target import reference_inputs
+            from miaudit.pipeline.target import reference_inputs
 
             self.inputs = reference_inputs(self.config, self.dataset, self.splits)
         if self.inputs is None:
@@ -241,8 +241,8 @@ def run_members(job: MemberJob, members: Sequence[int], *, progress: Progress | 
 
     A unit of several members trains as one batched group; signals are computed member by member.
     """
-    from miaudit.pool import member_done, train_member, train_members_batched
-    from miaudit.signals import compute_member_signals, member_part_done, signals_fingerprint
+    from miaudit.pipeline.pool import member_done, train_member, train_members_batched
+    from miaudit.pipeline.signals import compute_member_signals, member_part_done, signals_fingerprint
 
     ctx = member_context(job)
     progress = progress or NullProgress()
@@ -323,7 +323,7 @@ def _init_worker(threads: int | None, parent_pid: int | None = None) -> None:
     except RuntimeError:  # already set in this process
         pass
     # what every member job needs, loaded now: the first optimizer imports torch._dynamo (seconds)
-    import miaudit.pool  # noqa: F401
+    import miaudit.pipeline.pool  # noqa: F401
     import miaudit.signals  # noqa: F401
 
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
@@ -489,7 +489,7 @@ def make_executor(
     rt = config.runtime
     batched = batched_reason(config, input_shape, n_classes) is None
     if rt.executor == "ray":
-        from miaudit.executors_ray import RayExecutor, import_ray
+        from miaudit.pipeline.executors_ray import RayExecutor, import_ray
 
         if rt.device == "cuda" and rt.ray_num_gpus == 0:
             raise ConfigError("runtime.device: cuda with runtime.executor: ray needs runtime.ray_num_gpus > 0 "

@@ -35,7 +35,8 @@ from miaudit.errors import DataError
 from miaudit.io import save_npz, sha256_file, write_json, write_text
 from miaudit.progress import NullProgress, Progress
 from miaudit.results import HEADLINE_FPR, results_document, strongest
-from miaudit.signals import Signals, model_logits, n_queries
+from miaudit.signals import Signals
+from miaudit.pipeline.signals import model_logits, n_queries
 from miaudit.transforms import query_offsets
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def target_records(config: RunConfig) -> TargetRecords:
 def reference_inputs(config: RunConfig, dataset: Dataset, splits: Splits) -> Any:
     """The references' ``PoolInputs``: they train on the audited records (``online``, each IN for half
     of them) or on population records only (``offline``); the executors' workers rebuild the same."""
-    from miaudit.pool import PoolInputs, membership_design
+    from miaudit.pipeline.pool import PoolInputs, membership_design
 
     assert config.target is not None
     rows = splits.audit if config.target.references == "online" else splits.population
@@ -141,7 +142,7 @@ def reference_inputs(config: RunConfig, dataset: Dataset, splits: Splits) -> Any
 
 def reference_membership(config: RunConfig, n_audit: int) -> np.ndarray:
     """(M, N) bool: the references' membership on the audited records (offline: never IN)."""
-    from miaudit.pool import membership_design
+    from miaudit.pipeline.pool import membership_design
 
     assert config.target is not None
     if config.target.references == "online":
@@ -287,7 +288,7 @@ def with_target(refs: Signals | None, target: dict[str, np.ndarray], target_in: 
 def target_attacks(config: RunConfig, is_image: bool) -> list[str]:
     """The attacks the references allow: all (online), no online ones (offline), reference-free ones (none)."""
     from miaudit.attacks import ATTACKS
-    from miaudit.audit import default_attacks
+    from miaudit.pipeline.attack import default_attacks
 
     if config.audit.attacks is not None:
         return list(config.audit.attacks)
@@ -409,15 +410,15 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
     Writes the run directory of ``miaudit run`` (results.json, summary.txt, scores/, figures/roc.png,
     vulnerable_records.csv, report.html) with a ``target`` section; returns results.json's content.
     """
-    from miaudit.audit import run_attacks, utility
-    from miaudit.executors import make_executor, release_context
-    from miaudit.pool import resolve_device, train_pool
+    from miaudit.pipeline.attack import run_attacks, utility
+    from miaudit.pipeline.executors import make_executor, release_context
+    from miaudit.pipeline.pool import resolve_device, train_pool
     from miaudit.provenance import machine, package_versions
     from miaudit.report.roc import write_roc_figure
     from miaudit.report.summary import format_summary
     from miaudit.rundir import locked, prepare_run_dir
-    from miaudit.runner import StageTimer
-    from miaudit.signals import compute_signals
+    from miaudit.pipeline.run import StageTimer
+    from miaudit.pipeline.signals import compute_signals
 
     t = config.target
     assert t is not None
@@ -477,7 +478,7 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
                                 "trained on population records, which the defence evaluation cannot fit on); use online")
         elif config.defences:
             with timer("defences", progress):
-                from miaudit.defences.evaluate import evaluate_defences
+                from miaudit.pipeline.defences import evaluate_defences
 
                 defences, _ = evaluate_defences(signals, config.model_copy(update={"audit": audit_cfg}), progress=progress)
 
