@@ -22,7 +22,7 @@ import torch
 
 def task(model: str, n: int):
     from miaudit.config import load_config
-    from miaudit.pipeline.run import split_data
+    from miaudit.pipeline.data import split_data
 
     if model == "fcn":
         over = ["model.name=fcn", f"data.params.n_records={n + 10}"]

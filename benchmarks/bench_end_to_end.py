@@ -42,7 +42,7 @@ def plain_epoch_of_member0(overrides: list[str]) -> tuple[float, int, int]:
     from bench_pool import plain_member
     from miaudit.config import load_config
     from miaudit.pipeline.pool import PoolInputs, membership_design
-    from miaudit.pipeline.run import split_data
+    from miaudit.pipeline.data import split_data
 
     cfg = load_config(None, overrides)
     dataset, splits = split_data(cfg)

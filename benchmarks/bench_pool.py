@@ -82,10 +82,16 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def run_model(name: str, args, tmp: Path) -> dict:
-    from miaudit.pipeline.executors import ProcessExecutor, SerialExecutor, release_context
-    from miaudit.pipeline.pool import PoolInputs, load_member, membership_design, new_model, train_pool
+    from miaudit.pipeline.data import split_data
+    from miaudit.pipeline.executors import ProcessExecutor, SerialExecutor
+    from miaudit.pipeline.members import release_context, run_members, train_pool
+    from miaudit.pipeline.pool import (
+        PoolInputs,
+        load_member,
+        membership_design,
+        new_model,
+    )
     from miaudit.rundir import prepare_run_dir
-    from miaudit.pipeline.run import split_data
     from miaudit.training.batched import batched_unsupported
 
     members = args.members or MODELS[name][1]
@@ -123,14 +129,14 @@ def run_model(name: str, args, tmp: Path) -> dict:
 
         return go
 
-    fns = {"plain": plain, "serial": via("serial", lambda: SerialExecutor(batched=False))}
+    fns = {"plain": plain, "serial": via("serial", lambda: SerialExecutor(run_members, batched=False))}
     if can_batch:
-        fns["batched"] = via("batched", lambda: SerialExecutor(batched=True, group_size=members))
+        fns["batched"] = via("batched", lambda: SerialExecutor(run_members, batched=True, group_size=members))
     if not args.no_workers and not (args.quick and name != "mlp"):  # --quick: workers on the MLP only
-        fns["workers2"] = via("workers2", lambda: ProcessExecutor(2, threads=1, batched=False))
+        fns["workers2"] = via("workers2", lambda: ProcessExecutor(2, threads=1, work=run_members, batched=False))
         if can_batch:
             fns["workers2+batched"] = via("workers2+batched",
-                                          lambda: ProcessExecutor(2, threads=1, batched=True, group_size=members))
+                                          lambda: ProcessExecutor(2, threads=1, work=run_members, batched=True, group_size=members))
     # warm-up outside the timing: lazy imports (torch._dynamo on the first optimizer), kernels
     small = PoolInputs(**{**inputs.__dict__, "config": cfg.model_copy(update={"train": cfg.train.model_copy(
         update={"epochs": 1})}), "in_mask": np.zeros_like(in_mask) | (np.arange(len(in_mask[0])) < 256)})

@@ -54,3 +54,7 @@ class BelowChanceWarning(UserWarning):
 
 class FewReferencesWarning(UserWarning):
     """An attack variant that needs many reference models ran with few (its figures understate the leak)."""
+
+
+class TargetError(DataError):
+    """The target's weights or records cannot be audited as given (one line, exit 2)."""

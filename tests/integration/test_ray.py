@@ -11,13 +11,21 @@ import torch
 
 from miaudit.config import load_config
 from miaudit.errors import ConfigError, MembersFailedError, RunDirError
-from miaudit.pipeline.executors import MemberJob, make_executor, release_context
-from miaudit.pipeline.executors_ray import RayExecutor, check_visible
 from miaudit.io import load_weights
-from miaudit.pipeline.pool import PoolInputs, member_done, membership_design, train_pool
+from miaudit.pipeline.data import split_data
+from miaudit.pipeline.executors_ray import RayExecutor
+from miaudit.pipeline.members import (
+    MemberJob,
+    check_visible,
+    make_executor,
+    release_context,
+    run_members,
+    train_pool,
+)
+from miaudit.pipeline.pool import PoolInputs, member_done, membership_design
+from miaudit.pipeline.run import run_audit
 from miaudit.progress import NullProgress
 from miaudit.rundir import prepare_run_dir
-from miaudit.pipeline.run import run_audit, split_data
 
 #: one thread per model in both executors, one model per unit: byte-identical members
 SAME_ARITHMETIC = ["runtime.batched=false", "pool.n_models=4"]
@@ -192,11 +200,11 @@ def test_files_a_task_wrote_elsewhere_are_reported(tiny_config, tmp_path):
 def test_resources_no_node_has_are_refused_on_our_instance(caplog):
     nodes = [{"Alive": True, "Resources": {"CPU": 2.0}}, {"Alive": False, "Resources": {"CPU": 8.0, "GPU": 1.0}}]
     fake_ray = SimpleNamespace(nodes=lambda: nodes)
-    RayExecutor(num_cpus=2).check_feasible(fake_ray)
-    ours = RayExecutor(num_gpus=1)
+    RayExecutor(work=run_members, num_cpus=2).check_feasible(fake_ray)
+    ours = RayExecutor(work=run_members, num_gpus=1)
     ours._started = True  # a local instance it started: nothing will join
     with pytest.raises(ConfigError, match=r"ray_num_gpus=1: no Ray node has that much \(nodes: CPU 2, GPU 0\)"):
         ours.check_feasible(fake_ray)
     with caplog.at_level(logging.WARNING):
-        RayExecutor(num_cpus=4).check_feasible(fake_ray)  # a cluster's autoscaler may add such a node
+        RayExecutor(work=run_members, num_cpus=4).check_feasible(fake_ray)  # a cluster's autoscaler may add such a node
     assert "ray_num_cpus=4" in caplog.text

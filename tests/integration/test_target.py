@@ -353,7 +353,7 @@ def test_bad_input(files, tmp_path, capsys) -> None:
 
 
 def test_duplicates_between_the_files_are_reported_and_dropped(files, tmp_path) -> None:
-    from miaudit.pipeline.target import target_records
+    from miaudit.pipeline.data import target_records
 
     with np.load(files["members"]) as m, np.load(files["non_members"]) as n:
         x = np.concatenate([n["x"], m["x"][:7]])
@@ -374,7 +374,8 @@ def test_duplicates_between_the_files_are_reported_and_dropped(files, tmp_path) 
 
 def test_target_architecture_may_differ_from_the_references(files, tmp_path) -> None:
     """``target.model`` builds the target; ``model`` stays the references' architecture."""
-    from miaudit.pipeline.target import TargetError, load_target
+    from miaudit.errors import TargetError
+    from miaudit.pipeline.target import load_target
 
     narrow = build_model("mlp", {"hidden": [32]}, (N_FEATURES,), N_CLASSES)
     save_weights(tmp_path / "narrow.safetensors", narrow.state_dict())
@@ -391,7 +392,8 @@ def test_target_architecture_may_differ_from_the_references(files, tmp_path) -> 
 def test_onnx_without_onnxruntime_says_how_to_install(files, tmp_path, monkeypatch) -> None:
     import sys
 
-    from miaudit.pipeline.target import TargetError, load_target
+    from miaudit.errors import TargetError
+    from miaudit.pipeline.target import load_target
 
     (tmp_path / "m.onnx").write_bytes(b"not read")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as when the extra is missing

@@ -7,22 +7,26 @@ import pytest
 import torch
 
 from miaudit.config import load_config
+from miaudit.io import load_weights, read_json
+from miaudit.pipeline.data import split_data
 from miaudit.pipeline.executors import (
-    MemberJob,
     ProcessExecutor,
     SerialExecutor,
-    batched_reason,
-    make_executor,
-    member_context,
     plan_units,
-    release_context,
     threads_per_worker,
 )
-from miaudit.io import load_weights, read_json
-from miaudit.pipeline.pool import PoolInputs, membership_design, train_pool
+from miaudit.pipeline.members import (
+    MemberJob,
+    batched_reason,
+    compute_signals,
+    make_executor,
+    member_context,
+    release_context,
+    run_members,
+    train_pool,
+)
+from miaudit.pipeline.pool import PoolInputs, membership_design
 from miaudit.rundir import prepare_run_dir
-from miaudit.pipeline.run import split_data
-from miaudit.pipeline.signals import compute_signals
 
 
 @pytest.fixture(autouse=True)
@@ -105,9 +109,9 @@ def test_batched_pool_matches_one_at_a_time_pool(tiny_overrides, tmp_path):
 @pytest.mark.slow  # starts two worker processes (torch import in each)
 def test_process_executor_writes_the_same_members_and_signals_as_serial(tiny_overrides, tmp_path):
     cfg = load_config(None, [*tiny_overrides, "runtime.batched=false", "pool.n_models=4"])
-    _, w_serial, sig_serial, _ = train(cfg, tmp_path / "serial", executor=SerialExecutor(), signals=True)
+    _, w_serial, sig_serial, _ = train(cfg, tmp_path / "serial", executor=SerialExecutor(run_members), signals=True)
     release_context()
-    with ProcessExecutor(2, threads=1) as ex:
+    with ProcessExecutor(2, threads=1, work=run_members) as ex:
         sidecars, w_proc, sig_proc, _ = train(cfg, tmp_path / "proc", executor=ex, signals=True)
     for a, b in zip(w_serial, w_proc):
         assert a.keys() == b.keys()
@@ -124,7 +128,7 @@ def test_process_executor_raises_a_worker_error(tiny_config, tmp_path):
     rd = prepare_run_dir(tmp_path / "run", tiny_config)
     job = MemberJob.create(tiny_config, rd, device="cpu", train=True)
     bad = MemberJob(**{**job.__dict__, "fingerprint": "0" * 16})
-    with ProcessExecutor(1, threads=1) as ex, pytest.raises(RuntimeError, match="fingerprint"):
+    with ProcessExecutor(1, threads=1, work=run_members) as ex, pytest.raises(RuntimeError, match="fingerprint"):
         ex.run([0], bad)
 
 
@@ -138,7 +142,8 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path):
     script = (
         "import sys, time\n"
         "from miaudit.pipeline.executors import ProcessExecutor, _ready\n"
-        "ex = ProcessExecutor(2, 1)\n"
+        "from miaudit.pipeline.members import run_members\n"
+        "ex = ProcessExecutor(2, 1, work=run_members)\n"
         "ex.start()\n"
         "print(' '.join(str(p) for p in set(ex._get_pool().map(_ready, range(8)))), flush=True)\n"
         "time.sleep(600)\n"

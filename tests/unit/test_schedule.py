@@ -9,7 +9,7 @@ import torch
 
 from miaudit.config import TrainConfig, load_config
 from miaudit.errors import ConfigError
-from miaudit.pipeline.executors import batched_reason
+from miaudit.pipeline.members import batched_reason
 from miaudit.training.trainer import lr_factor, make_scheduler, train_model
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from miaudit.config import load_config
 from miaudit.errors import ConfigError
-from miaudit.pipeline.run import split_data
+from miaudit.pipeline.data import split_data
 
 SMALL = ["data.params.n_records=400", "data.params.n_features=20", "data.params.n_classes=4", "data.params.n_parents=2"]
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from miaudit.config import load_config
-from miaudit.pipeline.executors import make_executor, threads_per_worker
-from miaudit.threads import _cpu_times, busy_cores, cgroup_cpu_quota, decide_threads, omp_env
+from miaudit.pipeline.executors import threads_per_worker
+from miaudit.pipeline.members import make_executor
+from miaudit.threads import (
+    _cpu_times,
+    busy_cores,
+    cgroup_cpu_quota,
+    decide_threads,
+    omp_env,
+)
 
 
 def test_auto_takes_only_idle_cores():
@@ -108,7 +115,7 @@ def test_cpu_times_read_busy_share(tmp_path):
 
 
 def test_serial_executor_retunes_auto_threads_between_units(tiny_overrides, monkeypatch):
-    from miaudit import executors
+    from miaudit.pipeline import executors
 
     cfg = load_config(None, [*tiny_overrides, "runtime.threads=auto"])
     auto = decide_threads("auto", affinity=2, quota=None, busy=0.0, load_avg=None)
@@ -118,7 +125,7 @@ def test_serial_executor_retunes_auto_threads_between_units(tiny_overrides, monk
                                                                                         busy=None, load_avg=None))
     assert fixed.retune is None
     calls = []
-    monkeypatch.setattr(executors, "run_members", lambda job, unit, progress=None: unit)
+    ex.work = lambda job, unit, progress=None: unit  # the executor runs the work it was given
     ex.retune, ex.batched = (lambda: calls.append(1)), False
     ex.run([0, 1, 2], job=None)
     assert len(calls) == 2  # before the 2nd and 3rd member, not before the first

@@ -1,36 +1,31 @@
-"""Where pool members run: one after another in this process, or in parallel worker processes.
+"""Where units of work run: one after another in this process, in parallel worker processes, or
+(``executors_ray``) as Ray tasks.
 
-The pool's work is a list of *member jobs*. For member m a job trains it unless it is finished,
-then computes its signals part unless that is finished, writing exactly the files
-``pool.train_member`` and ``signals.compute_member_signals`` write (weights, then the sidecar;
-``signals/parts/member_XXX.npz``). So every executor resumes the same way, and the run directory
-does not depend on which executor produced it.
+An executor knows nothing of pools or signals: it is given the *work* (a module-level function
+``work(job, unit) -> unit``, ``members.run_members`` in miaudit) and a *job* describing it (a
+frozen dataclass of JSON-able fields with ``train`` and ``threads``, ``members.MemberJob``), and
+runs the work on units of member ids. The work writes its results to the run directory itself,
+so every executor resumes the same way and the run directory does not depend on which executor
+produced it.
 
 The interface
 -------------
 An executor has two methods; ``executors_ray.RayExecutor`` (``runtime.executor: ray``) implements the same::
 
     run(member_ids, job, *, on_done=None) -> None
-        Do ``job`` (a MemberJob) for every member in ``member_ids``; finished work is skipped.
-        Members are grouped into units with ``plan_units`` (a batched group of small MLPs, or
-        one member); each unit is one call of ``run_members(job, unit)`` somewhere. As each unit
+        Do ``job`` for every member in ``member_ids``. Members are grouped into units with
+        ``plan_units`` (a batched group of small MLPs when ``job.train`` and batching apply, or
+        one member); each unit is one call of ``work(job, unit)`` somewhere. As each unit
         completes, ``on_done(unit)`` is called in the calling process. The first error is
         raised after the remaining units are cancelled.
     close() -> None
         Release the workers (also on leaving a ``with`` block).
 
-A :class:`MemberJob` holds JSON-able fields only (the resolved config as a dict, the run
-directory as a path string, what to do, the device name, threads per worker), so it crosses
-process and machine boundaries without shipping arrays. A worker rebuilds the dataset, the
-splits and the membership design from the config, all deterministic in the seed
-(:func:`member_context`, cached per process), and checks that it reproduced the same pool
-fingerprint.
-
 Determinism
 -----------
 A member's weights depend on its seed, its data and the arithmetic, not on the executor: with
 the same number of torch threads per model, the process executor writes byte-identical
-weights to the serial one (``tests/unit/test_executors.py``). Different thread counts may
+weights to the serial one (``tests/unit/pipeline/test_executors.py``). Different thread counts may
 change float rounding (GEMMs split their sums differently), and so may batched training;
 each sidecar records ``threads`` and, for batched groups, ``trained_with``.
 """
@@ -39,6 +34,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
+import importlib
 import logging
 import multiprocessing
 import os
@@ -46,170 +43,48 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from miaudit import failpoints
-from miaudit.config import RunConfig, RuntimeConfig, validate_config
-from miaudit.errors import ConfigError
-from miaudit.progress import NullProgress, Progress
-from miaudit.rundir import RunDir
-from miaudit.threads import ThreadChoice, choose_threads, omp_env
-
-if TYPE_CHECKING:
-    from miaudit.data import Dataset, Splits
-    from miaudit.pipeline.executors_ray import RayExecutor
-    from miaudit.pipeline.pool import PoolInputs
+from miaudit.config import RuntimeConfig
+from miaudit.progress import Progress
+from miaudit.threads import ThreadChoice, choose_threads
 
 log = logging.getLogger(__name__)
 
-#: "auto" batches models below this many parameters: DESIGN.md measured ≈2x for models under
-#: ~200k parameters on 2 cores, and no gain for the study's 1.32 M-parameter FCN
-BATCHED_MAX_PARAMS = 200_000
 
 UnitCallback = Callable[[list[int]], None]
 
 
-@dataclass(frozen=True)
-class MemberJob:
-    """What to do for each member of a unit; JSON-able, so any executor can ship it.
+class Job(Protocol):
+    """What an executor reads of a job (``members.MemberJob``, a frozen dataclass): whether it trains
+    (batched groups apply only then), the torch threads of a worker, and, for executors that run
+    the work on other machines, the run directory and device (made absolute / set to what a task
+    reserved). The rest is the work's business."""
 
-    Attributes
-    ----------
-    config : the resolved run configuration, ``RunConfig.model_dump(mode="json")``
-    run_dir : the run directory
-    fingerprint : the pool fingerprint the parent computed; a worker that rebuilds another
-        one refuses to run (a config that does not round-trip would train other models)
-    train : train the member unless finished
-    signals : compute the member's signals part unless finished
-    device : "cpu" or "cuda"
-    threads : torch intra-op threads in a worker process (None: leave as is)
-    """
-
-    config: dict[str, Any]
+    train: bool
+    threads: int | None
     run_dir: str
-    fingerprint: str
-    train: bool = True
-    signals: bool = False
-    device: str = "cpu"
-    threads: int | None = None
+    device: str
 
-    @classmethod
-    def create(cls, config: RunConfig, rd: RunDir, *, device: torch.device | str, train: bool = False,
-               signals: bool = False, threads: int | None = None) -> MemberJob:
-        return cls(config=config.model_dump(mode="json"), run_dir=str(rd.root), fingerprint=config.pool_fingerprint(),
-                   train=train, signals=signals, device=str(torch.device(device)), threads=threads)
+
+#: the unit of work: ``work(job, unit, progress=None) -> unit``, a module-level function (it is
+#: pickled by name to reach worker processes and Ray tasks)
+Work = Callable[..., list[int]]
 
 
 class Executor(Protocol):
-    """Runs member jobs; see the module docstring for the contract."""
+    """Runs the work on units of members; see the module docstring for the contract."""
 
-    def run(self, member_ids: Sequence[int], job: MemberJob, *, on_done: UnitCallback | None = None) -> None: ...
+    def run(self, member_ids: Sequence[int], job: Job, *, on_done: UnitCallback | None = None) -> None: ...
 
     def close(self) -> None: ...
 
 
-# --- the per-process context: data rebuilt from the config, once ---------------------------
-
-
-@dataclass
-class MemberContext:
-    """What member jobs need in one process: config, run directory, device, data as tensors."""
-
-    config: RunConfig
-    rd: RunDir
-    device: torch.device
-    inputs: PoolInputs | None = None
-    dataset: Dataset | None = None
-    splits: Splits | None = None
-
-    def ensure_data(self) -> None:
-        """Rebuild the dataset, splits and pool inputs from the config (deterministic in the seed)."""
-        from miaudit.pipeline.pool import PoolInputs, membership_design
-        from miaudit.pipeline.run import split_data
-
-        if self.dataset is None or self.splits is None:
-            self.dataset, self.splits = split_data(self.config)
-        if self.inputs is None and self.config.target is not None:  # the references of a target audit
-            from miaudit.pipeline.target import reference_inputs
-
-            self.inputs = reference_inputs(self.config, self.dataset, self.splits)
-        if self.inputs is None:
-            in_mask = membership_design(self.config.pool.n_models, len(self.splits.audit), self.config.seed)
-            self.inputs = PoolInputs.build(self.config, self.dataset, self.splits, in_mask)
-
-
-_CONTEXT: dict[tuple[str, str, str], MemberContext] = {}
-
-
-def _key(rd_root: str | Path, fingerprint: str, device: str) -> tuple[str, str, str]:
-    return (str(Path(rd_root).resolve()), fingerprint, device)
-
-
-def use_context(
-    config: RunConfig, rd: RunDir, device: torch.device, *, inputs: PoolInputs | None = None,
-    dataset: Dataset | None = None, splits: Splits | None = None,
-) -> MemberContext:
-    """Register data this process already holds, so in-process jobs do not rebuild it."""
-    key = _key(rd.root, config.pool_fingerprint(), str(device))
-    ctx = _CONTEXT.get(key)
-    if ctx is None:
-        _CONTEXT.clear()  # one run at a time per process: drop another run's arrays
-        ctx = _CONTEXT[key] = MemberContext(config=config, rd=rd, device=torch.device(device))
-    if inputs is not None:
-        ctx.inputs = inputs
-    if dataset is not None:
-        ctx.dataset = dataset
-    if splits is not None:
-        ctx.splits = splits
-    return ctx
-
-
-def release_context() -> None:
-    """Forget the cached data (the runner calls this when a run ends)."""
-    _CONTEXT.clear()
-
-
-def member_context(job: MemberJob) -> MemberContext:
-    """The context for ``job`` in this process: cached, or rebuilt from the job's config."""
-    key = _key(job.run_dir, job.fingerprint, job.device)
-    ctx = _CONTEXT.get(key)
-    if ctx is None:
-        config = validate_config(job.config, source="member job")
-        if config.pool_fingerprint() != job.fingerprint:
-            raise RuntimeError(
-                f"member job: the config rebuilt in this process has pool fingerprint {config.pool_fingerprint()}, "
-                f"the caller's {job.fingerprint}; the config does not round-trip through JSON"
-            )
-        _CONTEXT.clear()
-        ctx = _CONTEXT[key] = MemberContext(config=config, rd=RunDir(Path(job.run_dir)), device=torch.device(job.device))
-    return ctx
-
-
 # --- planning: which members train together --------------------------------------------------
-
-
-def batched_reason(config: RunConfig, input_shape: tuple[int, ...], n_classes: int) -> str | None:
-    """Why the pool does not train in batched groups under ``config``, or None when it does."""
-    from miaudit.models import build_model
-    from miaudit.training.batched import batched_unsupported, n_params
-
-    mode = config.runtime.batched
-    if mode is False:
-        return "runtime.batched is false"
-    model = build_model(config.model.name, config.model.params, input_shape, n_classes)
-    reason = batched_unsupported(model, config.train.recipes)
-    if reason is None and config.train.schedule_per == "batch":
-        reason = "train.schedule_per: batch (members of a group take different numbers of steps)"
-    if reason is None and mode == "auto" and n_params(model) >= BATCHED_MAX_PARAMS:
-        reason = f"{n_params(model):,} parameters (auto batches models under {BATCHED_MAX_PARAMS:,})"
-    if reason is not None and mode is True:
-        log.info("runtime.batched: training one member at a time: %s", reason)
-    return reason
 
 
 def plan_units(
@@ -236,57 +111,25 @@ def plan_units(
 # --- the work of one unit ---------------------------------------------------------------------
 
 
-def run_members(job: MemberJob, members: Sequence[int], *, progress: Progress | None = None) -> list[int]:
-    """Do ``job`` for one unit of members in this process; return the members.
-
-    A unit of several members trains as one batched group; signals are computed member by member.
-    """
-    from miaudit.pipeline.pool import member_done, train_member, train_members_batched
-    from miaudit.pipeline.signals import compute_member_signals, member_part_done, signals_fingerprint
-
-    ctx = member_context(job)
-    progress = progress or NullProgress()
-    members = [int(m) for m in members]
-    rd, cfg = ctx.rd, ctx.config
-    if job.train:
-        todo = [m for m in members if not member_done(rd, m, job.fingerprint)]
-        if todo:
-            if ctx.inputs is None:
-                ctx.ensure_data()
-            assert ctx.inputs is not None
-            if len(todo) > 1:
-                train_members_batched(ctx.inputs, todo, rd, device=ctx.device, progress=progress)
-            else:
-                train_member(ctx.inputs, todo[0], rd, device=ctx.device, progress=progress)
-    if job.signals:
-        if ctx.dataset is None or ctx.splits is None:
-            ctx.ensure_data()
-        assert ctx.dataset is not None and ctx.splits is not None
-        fp = signals_fingerprint(cfg, ctx.dataset.kind == "image")
-        for m in members:
-            if not member_part_done(rd, m, fp):
-                compute_member_signals(cfg, ctx.dataset, ctx.splits, rd, m, device=ctx.device)
-    return members
-
-
 # --- executors ------------------------------------------------------------------------------
 
 
 class SerialExecutor:
     """Every unit in this process, one after another (torch uses all of ``runtime.threads``)."""
 
-    def __init__(self, progress: Progress | None = None, *, batched: bool = False, group_size: int = 8,
+    def __init__(self, work: Work, progress: Progress | None = None, *, batched: bool = False, group_size: int = 8,
                  retune: Callable[[], None] | None = None) -> None:
+        self.work = work
         self.progress = progress
         self.batched = batched
         self.group_size = group_size
         self.retune = retune  # called between units: runtime.threads: auto follows the machine's load
 
-    def run(self, member_ids: Sequence[int], job: MemberJob, *, on_done: UnitCallback | None = None) -> None:
+    def run(self, member_ids: Sequence[int], job: Job, *, on_done: UnitCallback | None = None) -> None:
         for i, unit in enumerate(plan_units(member_ids, batched=self.batched and job.train, group_size=self.group_size)):
             if i and self.retune is not None:
                 self.retune()
-            run_members(job, unit, progress=self.progress)
+            self.work(job, unit, progress=self.progress)
             if on_done is not None:
                 on_done(unit)
 
@@ -312,7 +155,7 @@ def _exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="miaudit-parent-watch", daemon=True).start()
 
 
-def _init_worker(threads: int | None, parent_pid: int | None = None) -> None:
+def _init_worker(threads: int | None, parent_pid: int | None = None, work_module: str | None = None) -> None:
     if parent_pid is not None:
         _exit_with_parent(parent_pid)
     failpoints.hit("worker-start")
@@ -322,10 +165,9 @@ def _init_worker(threads: int | None, parent_pid: int | None = None) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set in this process
         pass
-    # what every member job needs, loaded now: the first optimizer imports torch._dynamo (seconds)
-    import miaudit.pipeline.pool  # noqa: F401
-    import miaudit.signals  # noqa: F401
-
+    # what every unit of work needs, loaded now: the first optimizer imports torch._dynamo (seconds)
+    if work_module is not None:
+        importlib.import_module(work_module)
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
@@ -365,10 +207,10 @@ def _ready(_: int = 0) -> int:
     return os.getpid()
 
 
-def _worker_run(job: MemberJob, members: list[int]) -> list[int]:
+def _worker_run(work: Work, job: Job, members: list[int]) -> list[int]:
     if job.threads:
         torch.set_num_threads(job.threads)
-    return run_members(job, members)
+    return work(job, members)
 
 
 class ProcessExecutor:
@@ -379,8 +221,9 @@ class ProcessExecutor:
     the data each worker rebuilt), and are stopped by ``close``.
     """
 
-    def __init__(self, workers: int, threads: int | None = None, *, batched: bool = False, group_size: int = 8,
-                 start_method: str = "spawn", env: dict[str, str] | None = None) -> None:
+    def __init__(self, workers: int, threads: int | None = None, *, work: Work, batched: bool = False,
+                 group_size: int = 8, start_method: str = "spawn", env: dict[str, str] | None = None) -> None:
+        self.work = work
         self.workers = workers
         self.env = dict(env or {})  # environment of the spawned workers (OpenMP settings read at torch import)
         self.threads = threads
@@ -393,7 +236,8 @@ class ProcessExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context(self.start_method)
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.threads, os.getpid())
+                max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
+                initargs=(self.threads, os.getpid(), self.work.__module__)
             )
             try:
                 # each submit spawns a worker while none is idle: all start now, with this env, ignoring
@@ -421,16 +265,16 @@ class ProcessExecutor:
             ready |= set(results)
         return time.perf_counter() - t
 
-    def run(self, member_ids: Sequence[int], job: MemberJob, *, on_done: UnitCallback | None = None) -> None:
+    def run(self, member_ids: Sequence[int], job: Job, *, on_done: UnitCallback | None = None) -> None:
         units = plan_units(member_ids, batched=self.batched and job.train, group_size=self.group_size,
                            workers=self.workers)
         if not units:
             return
         if job.threads is None and self.threads is not None:
-            job = MemberJob(**{**job.__dict__, "threads": self.threads})
+            job = dataclasses.replace(job, threads=self.threads)  # type: ignore[type-var]
         pool = self._get_pool()
         with _sigint_ignored():  # workers started here inherit SIG_IGN: Ctrl-C reaches this process only
-            futures = {pool.submit(_worker_run, job, unit): unit for unit in units}
+            futures = {pool.submit(_worker_run, self.work, job, unit): unit for unit in units}
         try:
             for fut in concurrent.futures.as_completed(futures):
                 fut.result()
@@ -477,27 +321,3 @@ def threads_per_worker(runtime: RuntimeConfig, choice: ThreadChoice | None = Non
     return max(1, total // runtime.workers)
 
 
-def make_executor(
-    config: RunConfig, *, input_shape: tuple[int, ...], n_classes: int, progress: Progress | None = None,
-    threads: ThreadChoice | None = None,
-) -> SerialExecutor | ProcessExecutor | RayExecutor:
-    """The executor ``config.runtime`` asks for, with batched groups where they apply.
-
-    ``threads``: the run's thread choice (``miaudit.threads``); workers get its share each and,
-    when other work holds cores, OpenMP's PASSIVE wait policy (set before they import torch).
-    """
-    rt = config.runtime
-    batched = batched_reason(config, input_shape, n_classes) is None
-    if rt.executor == "ray":
-        from miaudit.pipeline.executors_ray import RayExecutor, import_ray
-
-        if rt.device == "cuda" and rt.ray_num_gpus == 0:
-            raise ConfigError("runtime.device: cuda with runtime.executor: ray needs runtime.ray_num_gpus > 0 "
-                              "(a Ray task sees only the GPUs it reserves)")
-        import_ray()  # fail now, before anything trains, if Ray is missing
-        return RayExecutor.from_runtime(rt, batched=batched)
-    if rt.workers == 1:
-        retune = retune_threads if threads is not None and threads.setting == "auto" else None
-        return SerialExecutor(progress=progress, batched=batched, group_size=rt.group_size, retune=retune)
-    return ProcessExecutor(rt.workers, threads_per_worker(rt, threads), batched=batched, group_size=rt.group_size,
-                           env=omp_env(threads) if threads is not None else None)

@@ -1,10 +1,11 @@
 """Pool members as Ray tasks (``runtime.executor: ray``): the path from one machine to many.
 
 Each unit of work (``plan_units``: one member, or a batched group of small MLPs) is one Ray task
-calling :func:`miaudit.pipeline.executors.run_members`, the function every executor calls. The task writes
-the member's weights and sidecar, and its signals part, into the run directory itself, so the run
-directory must be on a filesystem every node sees at the same path (``docs/cluster.md``); the
-driver checks that the files of finished tasks are visible to it (:func:`check_visible`).
+calling the executor's *work* (``members.run_members`` in miaudit), as every executor does. The
+task writes the member's weights and sidecar, and its signals part, into the run directory itself,
+so the run directory must be on a filesystem every node sees at the same path (``docs/cluster.md``);
+the driver checks that the files of finished tasks are visible to it (the ``verify`` callback,
+``members.check_visible``).
 
 Why tasks write, not the driver: the run directory is the single source of truth. A task writes
 exactly the files the local executors write, with the same atomic writers and in the same order
@@ -24,26 +25,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from miaudit import failpoints
 from miaudit.config import RuntimeConfig
-from miaudit.errors import ConfigError, MembersFailedError, RunDirError
-from miaudit.pipeline.executors import MemberJob, UnitCallback, _worker_run, plan_units
-from miaudit.rundir import RunDir
+from miaudit.errors import ConfigError, MembersFailedError
+from miaudit.pipeline.executors import Job, UnitCallback, Work, _worker_run, plan_units
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = 'runtime.executor: ray needs Ray: pip install "miaudit[ray]"'
-
-#: how long the driver waits for files that tasks on other nodes wrote to appear (NFS caches
-#: directory entries for up to 60 s by default)
-VISIBLE_WAIT_S = 60.0
-
 
 
 def import_ray() -> Any:
@@ -55,10 +49,10 @@ def import_ray() -> Any:
     return ray
 
 
-def _task(job: MemberJob, members: list[int]) -> list[int]:
+def _task(work: Work, job: Job, members: list[int]) -> list[int]:
     """The body of one Ray task: one unit of members, written to the run directory."""
     failpoints.hit("ray-task")  # a test makes one task die here (kill-once), to see it retried
-    return _worker_run(job, members)
+    return _worker_run(work, job, members)
 
 
 class RayExecutor:
@@ -73,10 +67,16 @@ class RayExecutor:
         torch threads, and ``cuda`` when it reserves a GPU
     max_retries : retries of a task that raised or whose worker died
     batched, group_size : as for the local executors (``plan_units``)
+    work : the unit of work (``executors.Work``)
+    verify : called with the job and every member once all tasks finished (whether the files tasks
+        on other nodes wrote are visible here); None = no check
     """
 
-    def __init__(self, address: str | None = None, *, num_cpus: float = 1.0, num_gpus: float = 0.0,
-                 max_retries: int = 2, batched: bool = False, group_size: int = 8) -> None:
+    def __init__(self, address: str | None = None, *, work: Work, num_cpus: float = 1.0, num_gpus: float = 0.0,
+                 max_retries: int = 2, batched: bool = False, group_size: int = 8,
+                 verify: Callable[[Any, list[int]], None] | None = None) -> None:
+        self.work = work
+        self.verify = verify
         self.address = address
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
@@ -87,9 +87,10 @@ class RayExecutor:
         self._started = False
 
     @classmethod
-    def from_runtime(cls, rt: RuntimeConfig, *, batched: bool) -> RayExecutor:
-        return cls(rt.ray_address, num_cpus=rt.ray_num_cpus, num_gpus=rt.ray_num_gpus,
-                   max_retries=rt.ray_max_retries, batched=batched, group_size=rt.group_size)
+    def from_runtime(cls, rt: RuntimeConfig, *, work: Work, batched: bool,
+                     verify: Callable[[Any, list[int]], None] | None = None) -> RayExecutor:
+        return cls(rt.ray_address, work=work, num_cpus=rt.ray_num_cpus, num_gpus=rt.ray_num_gpus,
+                   max_retries=rt.ray_max_retries, batched=batched, group_size=rt.group_size, verify=verify)
 
     @property
     def threads(self) -> int:
@@ -140,7 +141,7 @@ class RayExecutor:
             slots = min(slots, res.get("GPU", 0.0) / self.num_gpus)
         return max(1, int(slots))
 
-    def run(self, member_ids: Sequence[int], job: MemberJob, *, on_done: UnitCallback | None = None) -> None:
+    def run(self, member_ids: Sequence[int], job: Job, *, on_done: UnitCallback | None = None) -> None:
         ray = self.start()
         units = plan_units(member_ids, batched=self.batched and job.train, group_size=self.group_size,
                            workers=self._slots(ray))
@@ -151,7 +152,7 @@ class RayExecutor:
                       device="cuda" if self.num_gpus > 0 else "cpu")
         task = ray.remote(_task).options(num_cpus=self.num_cpus, num_gpus=self.num_gpus,
                                          max_retries=self.max_retries, retry_exceptions=True)
-        pending = {task.remote(job, unit): unit for unit in units}
+        pending = {task.remote(self.work, job, unit): unit for unit in units}
         failed: list[tuple[list[int], BaseException]] = []
         try:
             while pending:
@@ -175,7 +176,8 @@ class RayExecutor:
             raise
         if failed:
             raise MembersFailedError(_failure_message(failed, self.max_retries, job.run_dir)) from failed[0][1]
-        check_visible(job, [m for unit in units for m in unit])
+        if self.verify is not None:
+            self.verify(job, [m for unit in units for m in unit])
 
     def close(self) -> None:
         """``ray.shutdown()`` if this executor called ``ray.init``: stops a local instance it started, or
@@ -189,30 +191,6 @@ class RayExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def check_visible(job: MemberJob, members: Sequence[int], *, wait_s: float = VISIBLE_WAIT_S) -> None:
-    """Raise RunDirError unless the files the tasks wrote for ``members`` are visible here.
-
-    Tasks on other nodes write into the run directory; if it is not on a filesystem shared at the
-    same path, their files never appear on the driver. A shared one may show them late (NFS caches
-    directory entries for up to a minute), so this waits up to ``wait_s`` before saying so.
-    """
-    rd = RunDir(Path(job.run_dir))
-    expected = ([rd.member_sidecar(m) for m in members if job.train]
-                + [rd.member_signals(m) for m in members if job.signals])
-    deadline = time.monotonic() + wait_s
-    while missing := [p for p in expected if not p.is_file()]:
-        if time.monotonic() >= deadline:
-            raise RunDirError(
-                f"Ray tasks finished, but {len(missing)} of their files are not in {rd.root} on this machine "
-                f"(e.g. {missing[0].name}): the run directory must be on a filesystem every Ray node sees at "
-                "the same path (docs/cluster.md)"
-            )
-        for d in {p.parent for p in missing}:
-            with contextlib.suppress(OSError):
-                os.listdir(d)  # refreshes a network filesystem's view of the directory
-        time.sleep(1.0)
 
 
 def _failure_message(failed: list[tuple[list[int], BaseException]], retries: int, run_dir: str) -> str:

@@ -12,11 +12,10 @@ exactly the members trained under the same configuration.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,8 +32,6 @@ from miaudit.training import train_model
 from miaudit.training.trainer import TrainOutcome
 from miaudit.training.recipes import RecipeContext, build_recipes
 
-if TYPE_CHECKING:
-    from miaudit.pipeline.executors import Executor
 
 log = logging.getLogger(__name__)
 
@@ -215,42 +212,18 @@ def load_member(config: RunConfig, input_shape: tuple[int, ...], n_classes: int,
     return model.eval()
 
 
-TrainFn = Callable[..., dict]
+def reference_inputs(config: RunConfig, dataset: Dataset, splits: Splits) -> PoolInputs:
+    """The references' ``PoolInputs``: they train on the audited records (``online``, each IN for half
+    of them) or on population records only (``offline``); the executors' workers rebuild the same."""
+    assert config.target is not None
+    rows = splits.audit if config.target.references == "online" else splits.population
+    design = membership_design(config.pool.n_models, len(rows), config.seed)
+    return PoolInputs.build(config, dataset, dataclasses.replace(splits, audit=rows), design)
 
 
-def train_pool(
-    inputs: PoolInputs,
-    rd: RunDir,
-    *,
-    device: torch.device,
-    progress: Progress | None = None,
-    executor: Executor | None = None,
-) -> list[dict]:
-    """Train every unfinished member (reusing finished ones) and return all sidecars.
-
-    ``executor`` decides where members train (``miaudit.pipeline.executors``); default: one after another
-    in this process (batched groups for small MLPs, ``runtime.batched``).
-    """
-    from miaudit.pipeline.executors import MemberJob, make_executor, use_context
-
-    cfg = inputs.config
-    progress = progress or NullProgress()
-    fp = cfg.pool_fingerprint()
-    todo = [m for m in range(cfg.pool.n_models) if not member_done(rd, m, fp)]
-    reused = cfg.pool.n_models - len(todo)
-    if reused:
-        progress.info(f"reusing {reused} finished model(s) in {rd.models}")
-    use_context(cfg, rd, device, inputs=inputs)  # in-process jobs reuse these tensors
-    own = executor is None
-    if executor is None:
-        executor = make_executor(cfg, input_shape=inputs.input_shape, n_classes=inputs.n_classes, progress=progress)
-    try:
-        with progress.bar("pool", cfg.pool.n_models) as advance:
-            advance(reused)
-            if todo:
-                job = MemberJob.create(cfg, rd, device=device, train=True)
-                executor.run(todo, job, on_done=lambda ms: advance(len(ms)))
-    finally:
-        if own:
-            executor.close()
-    return [read_json(rd.member_sidecar(m)) for m in range(cfg.pool.n_models)]
+def reference_membership(config: RunConfig, n_audit: int) -> np.ndarray:
+    """(M, N) bool: the references' membership on the audited records (offline: never IN)."""
+    assert config.target is not None
+    if config.target.references == "online":
+        return membership_design(config.pool.n_models, n_audit, config.seed)
+    return np.zeros((config.pool.n_models, n_audit), dtype=bool)

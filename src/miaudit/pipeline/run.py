@@ -13,28 +13,28 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from miaudit import failpoints
 from miaudit.pipeline.attack import default_attacks, run_attacks, utility
 from miaudit.config import RunConfig
-from miaudit.data import Dataset, Splits, load_dataset, make_splits
-from miaudit.pipeline.executors import make_executor, release_context
+from miaudit.data import Dataset, Splits
+from miaudit.pipeline.data import split_data
+from miaudit.pipeline.members import make_executor, release_context
 from miaudit.io import save_npz, write_json, write_text
-from miaudit.pipeline.pool import PoolInputs, member_done, membership_design, resolve_device, train_pool
+from miaudit.pipeline.pool import PoolInputs, member_done, membership_design, resolve_device
+from miaudit.pipeline.members import train_pool
 from miaudit.progress import NullProgress, Progress
 from miaudit.provenance import machine, package_versions
 from miaudit.report.roc import write_roc_figure
 from miaudit.report.summary import format_summary
 from miaudit.results import results_document
 from miaudit.rundir import RunDir, locked, prepare_run_dir
-from miaudit.pipeline.signals import compute_signals
+from miaudit.pipeline.members import compute_signals
 from miaudit.threads import choose_threads
 from miaudit.training.dp import dp_summary
 
 log = logging.getLogger(__name__)
-
 
 
 class StageTimer:
@@ -52,25 +52,6 @@ class StageTimer:
             yield
         finally:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
-
-
-def split_data(config: RunConfig) -> tuple[Dataset, Splits]:
-    """Load the configured dataset and draw its four disjoint splits from the run seed."""
-    if config.target is not None:  # target mode: members and non-members files (miaudit.pipeline.target)
-        from miaudit.pipeline.target import target_records
-
-        records = target_records(config)
-        return records.dataset, records.splits
-    d = config.data
-    dataset = load_dataset(d.name, d.params, d.data_dir, config.seed)
-    s = d.splits
-    if s.indices is not None:  # explicit rows (data.splits.indices), e.g. to reproduce another tool's setup
-        from miaudit.data.splits import read_split_indices, splits_from_indices
-
-        return dataset, splits_from_indices(read_split_indices(s.indices), len(dataset))
-    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x5_9117]))
-    splits = make_splits(len(dataset), audit=s.audit, population=s.population, validation=s.validation, test=s.test, rng=rng)
-    return dataset, splits
 
 
 def train_units(sidecars: list[dict], trained_before: set[int]) -> list[dict]:

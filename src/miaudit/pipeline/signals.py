@@ -19,18 +19,15 @@ from miaudit import failpoints
 from miaudit.config import RunConfig
 from miaudit.data import Dataset, Splits
 from miaudit.errors import DataError
-from miaudit.io import fingerprint, read_json, save_npy, save_npz, write_json, write_npy_stream
+from miaudit.io import fingerprint, save_npz, write_npy_stream
 from miaudit.pipeline.pool import load_member
-from miaudit.progress import NullProgress, Progress
 from miaudit.rundir import RunDir
-from miaudit.signals import Signals, check_cached_signals, load_signals
 from miaudit.transforms import apply_query, query_offsets
 
 if TYPE_CHECKING:
-    from miaudit.pipeline.executors import Executor
+    pass
 
 log = logging.getLogger(__name__)
-
 
 
 #: recipes whose image augmentation flips inputs at training time (``hflip`` parameter)
@@ -142,59 +139,6 @@ def _part_done(path: Path, fp: str) -> bool:
             return str(z["fingerprint"]) == fp
     except Exception:  # noqa: BLE001  a damaged part is recomputed
         return False
-
-
-def compute_signals(
-    config: RunConfig,
-    dataset: Dataset,
-    splits: Splits,
-    in_mask: np.ndarray,
-    rd: RunDir,
-    *,
-    device: torch.device,
-    progress: Progress | None = None,
-    executor: Executor | None = None,
-) -> Signals:
-    """Compute (or reuse) every member's signals and assemble the pool arrays.
-
-    ``executor`` computes the missing per-member parts (``miaudit.pipeline.executors``); default: in this
-    process, one member after another.
-    """
-    progress = progress or NullProgress()
-    is_image = dataset.kind == "image"
-    fp = signals_fingerprint(config, is_image)
-    manifest = rd.signals / "manifest.json"
-    if manifest.is_file() and read_json(manifest).get("fingerprint") == fp:
-        try:
-            cached = load_signals(rd.signals)
-            check_cached_signals(cached, n_models=config.pool.n_models, n_audit=len(splits.audit))
-        except DataError as exc:  # damaged: recomputed from the members' parts, as if missing
-            log.warning("recomputing the cached signals: %s", exc)
-        else:
-            progress.info(f"reusing signals in {rd.signals}")
-            return cached
-    m_total = config.pool.n_models
-    todo = [m for m in range(m_total) if not member_part_done(rd, m, fp)]
-    with progress.bar("signals", m_total) as advance:
-        advance(m_total - len(todo))
-        if todo and executor is not None:
-            from miaudit.pipeline.executors import MemberJob, use_context
-
-            use_context(config, rd, device, dataset=dataset, splits=splits)  # in-process jobs reuse the arrays
-            executor.run(todo, MemberJob.create(config, rd, device=device, signals=True),
-                         on_done=lambda ms: advance(len(ms)))
-        else:
-            for m in todo:
-                compute_member_signals(config, dataset, splits, rd, m, device=device)
-                advance(1)
-    assemble_signals(rd, m_total, fp)
-    save_npy(rd.signals / "in_mask.npy", in_mask)
-    save_npy(rd.signals / "labels.npy", dataset.y[splits.audit])
-    save_npy(rd.signals / "population_labels.npy", dataset.y[splits.population])
-    save_npy(rd.signals / "test_labels.npy", dataset.y[splits.test])
-    save_npy(rd.signals / "record_ids.npy", dataset.ids[splits.audit])
-    write_json(manifest, {"fingerprint": fp, "n_models": m_total, "is_image": is_image})
-    return load_signals(rd.signals)
 
 
 def assemble_signals(rd: RunDir, n_models: int, fp: str) -> None:
