@@ -106,25 +106,39 @@ class RunDir:
         return self.scores / f"{attack}.npy"
 
 
-def prepare_run_dir(root: Path, pool_fingerprint: str, *, force: bool = False) -> RunDir:
-    """Create or reopen ``root`` for a run whose pool has ``pool_fingerprint`` (``RunConfig.pool_fingerprint``);
-    refuse a directory that holds another run."""
+def prepare_run_dir(
+    root: Path,
+    pool_fingerprint: str | None,
+    *,
+    force: bool = False,
+    holds: str = "a run with a different data/model/training/pool config",
+    then: str = "start over",
+    kind: str = "run",
+    own_files: frozenset[str] = frozenset(),
+) -> RunDir:
+    """Create or reopen ``root``; refuse a directory that holds another run, or anything not miaudit's.
+
+    The one preparer of every output directory: a run (``pool_fingerprint`` =
+    ``RunConfig.pool_fingerprint``), an audit of signals (the signals' fingerprint) and a sweep
+    (``None``: no manifest, the sweep's own file names in ``own_files``). A directory whose
+    ``run.json`` holds another fingerprint is refused (``holds`` says what it holds), or with
+    ``force`` emptied of the files miaudit wrote there (``then`` says what follows).
+    """
     root = Path(root)
     rd = RunDir(root)
     if root.exists() and not root.is_dir():
         raise RunDirError(f"--out {root}: exists and is not a directory")
     if root.is_dir():
-        if rd.manifest.is_file():
+        if pool_fingerprint is not None and rd.manifest.is_file():
             old = read_json(rd.manifest).get("pool_fingerprint")
             if old != pool_fingerprint:
                 if not force:
                     raise RunDirError(
-                        f"{root} holds a run with a different data/model/training/pool config; "
-                        f"use another --out, or --force to {describe_removal(root)} and start over"
+                        f"{root} holds {holds}; use another --out, or --force to {describe_removal(root)} and {then}"
                     )
                 clear_run_dir(root)
-        elif any(p.name not in _OWN_FILES for p in root.iterdir()):
-            raise RunDirError(f"--out {root}: directory is not empty and is not a miaudit run; choose another --out")
+        elif any(p.name not in _OWN_FILES | own_files for p in root.iterdir()):
+            raise RunDirError(f"--out {root}: directory is not empty and is not a miaudit {kind}; choose another --out")
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / ".write-test"
@@ -137,7 +151,7 @@ def prepare_run_dir(root: Path, pool_fingerprint: str, *, force: bool = False) -
 
 
 #: what a run killed before writing run.json leaves behind (the folder is still miaudit's)
-_OWN_FILES = {".lock", ARTEFACTS}
+_OWN_FILES = frozenset({".lock", ARTEFACTS})
 
 
 def describe_removal(root: Path) -> str:

@@ -11,38 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from miaudit.config import RunConfig
-from miaudit.errors import ConfigError, RunDirError
+from miaudit.errors import ConfigError
 from miaudit.io import sha256_file, write_json, write_text
 from miaudit.pipeline.attack import AttackRun, run_attacks, utility
 from miaudit.progress import NullProgress, Progress
 from miaudit.results import results_document
 from miaudit.signals import Signals
-
-
-def _prepare_audit_dir(root: Path, fingerprint: str, *, force: bool) -> None:
-    """Create or reopen ``root`` for an audit of the signals with ``fingerprint``; refuse another run's directory."""
-    from miaudit.io import ARTEFACTS, read_json, start_artefact_list
-    from miaudit.rundir import MANIFEST, clear_run_dir, describe_removal
-
-    manifest = root / MANIFEST
-    if root.exists() and not root.is_dir():
-        raise RunDirError(f"--out {root}: exists and is not a directory")
-    if root.is_dir():
-        if manifest.is_file():
-            if read_json(manifest).get("pool_fingerprint") != fingerprint:
-                if not force:
-                    raise RunDirError(
-                        f"{root} holds another run or the audit of other signals; use another --out, "
-                        f"or --force to {describe_removal(root)} and replace it"
-                    )
-                clear_run_dir(root)
-        elif any(p.name not in (".lock", ARTEFACTS) for p in root.iterdir()):
-            raise RunDirError(f"--out {root}: directory is not empty and is not a miaudit run; choose another --out")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        start_artefact_list(root)
-    except OSError as exc:
-        raise RunDirError(f"--out {root}: cannot create it ({exc.strerror or exc})") from None
 
 
 def audit_results(signals: Signals, config: RunConfig, attack_run: AttackRun, *, source: dict | None = None) -> dict:
@@ -128,11 +102,11 @@ def audit_signals(
     from miaudit.provenance import machine, package_versions
     from miaudit.report.roc import write_roc_figure
     from miaudit.report.summary import format_summary
-    from miaudit.rundir import RunDir, locked
+    from miaudit.rundir import locked, prepare_run_dir
 
     root = Path(out)
-    _prepare_audit_dir(root, fingerprint, force=force)
-    rd = RunDir(root)
+    rd = prepare_run_dir(root, fingerprint, force=force, holds="another run or the audit of other signals",
+                         then="replace it")
     with locked(rd):
         write_text(root / "config.resolved.yaml", config.to_yaml())
         write_json(rd.manifest, {

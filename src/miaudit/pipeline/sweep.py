@@ -49,11 +49,11 @@ from pydantic import ValidationError
 
 from miaudit._validation import format_validation_error
 from miaudit.config import RunConfig, SweepConfig, apply_overrides, read_yaml, set_key
-from miaudit.errors import ConfigError, RunDirError
-from miaudit.io import ARTEFACTS, atomic_path, read_json, start_artefact_list, write_text
+from miaudit.errors import ConfigError
+from miaudit.io import atomic_path, read_json, write_text
 from miaudit.progress import NullProgress, Progress
 from miaudit.results import ATTACKERS, strongest_of
-from miaudit.rundir import RunDir, locked
+from miaudit.rundir import RunDir, locked, prepare_run_dir
 from miaudit.pipeline.run import run_audit
 
 log = logging.getLogger(__name__)
@@ -192,17 +192,8 @@ def variant_finished(root: Path, config: RunConfig) -> bool:
     return done == want
 
 
-def _prepare_sweep_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise RunDirError(f"--out {out}: exists and is not a directory")
-    if out.is_dir() and any(p.name not in _SWEEP_FILES for p in out.iterdir()):
-        raise RunDirError(f"--out {out}: directory is not empty and is not a miaudit sweep; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    start_artefact_list(out)
-
-
-_SWEEP_FILES = {"variants", "figures", "sweep.csv", "sweep.md", "sweep.resolved.yaml", "report.html", "report.md", ".lock",
-                ARTEFACTS}
+_SWEEP_FILES = frozenset({"variants", "figures", "sweep.csv", "sweep.md", "sweep.resolved.yaml", "report.html",
+                          "report.md"})
 
 
 def run_sweep(
@@ -217,10 +208,10 @@ def run_sweep(
     sweep, base = load_sweep(path)
     out = Path(out)
     variants = expand_sweep(sweep, base, out=out, overrides=overrides, source=str(path))
-    _prepare_sweep_dir(out)
+    sweep_dir = prepare_run_dir(out, None, kind="sweep", own_files=_SWEEP_FILES)
     progress = progress or NullProgress()
     rows: list[dict] = []
-    with locked(RunDir(out)):
+    with locked(sweep_dir):
         write_text(out / "sweep.resolved.yaml", yaml.safe_dump(
             {"variants": [{"name": v.name, "config": v.config.model_dump(mode="json")} for v in variants]},
             sort_keys=False,
@@ -230,10 +221,10 @@ def run_sweep(
             progress.stage(f"variant {i + 1}/{len(variants)}: {v.name}")
             if variant_finished(root, v.config):
                 progress.info(f"reusing finished variant {v.name}")
-                results = read_json(root / "results.json")
+                results = read_json(RunDir(root).results)
             else:
                 results = run_audit(v.config, root, force=force, progress=progress)
-            rows += variant_rows(v.name, results, read_json(root / "timing.json"))
+            rows += variant_rows(v.name, results, read_json(RunDir(root).timing))
             write_tables(out, rows)
         write_utility_privacy_figure(out / "figures" / "utility_privacy.png", rows)
         from miaudit.report.render import try_write_sweep_report
