@@ -64,23 +64,45 @@ class AttackRun:
     warnings: list[str] = field(default_factory=list)
 
 
-def utility(signals: Signals, targets: list[int]) -> dict:
-    """Train accuracy (on each model's own IN records) and test accuracy, mean over targets."""
+def utility(signals: Signals, targets: list[int], *, logits: np.ndarray | None = None,
+            test_logits: np.ndarray | None = None, per_model: bool = True) -> dict:
+    """Train accuracy (on each model's own IN records) and test accuracy, mean over targets.
+
+    ``logits`` (M, A, N, C) / ``test_logits`` (M, 1, T, C): outputs other than the signals' own (a
+    defended pool, ``pipeline.defences``); ``per_model`` adds every model's figures.
+    """
+    logits = signals.logits if logits is None else logits
+    test_logits = signals.test_logits if test_logits is None else test_logits
+    m_total = logits.shape[0]
     # model by model: argmax copies a read-only memmap whole (2x the logits in RSS at 200k x 64 x 100)
-    pred = np.stack([np.asarray(signals.logits[m, 0]).argmax(-1) for m in range(signals.n_models)])  # (M, N)
+    pred = np.stack([np.asarray(logits[m, 0]).argmax(-1) for m in range(m_total)])  # (M, N)
     correct = pred == signals.labels[None, :]
-    per_model = []
-    for m in range(signals.n_models):
+    rows = []
+    for m in range(m_total):
         row = {"member": m, "train_acc": float(correct[m][signals.in_mask[m]].mean()) if signals.in_mask[m].any() else None}
-        if signals.test_logits is not None and signals.test_labels is not None and len(signals.test_labels):
-            row["test_acc"] = float((signals.test_logits[m, 0].argmax(-1) == signals.test_labels).mean())
-        per_model.append(row)
-    train = [per_model[t]["train_acc"] for t in targets if per_model[t]["train_acc"] is not None]
+        if test_logits is not None and signals.test_labels is not None and len(signals.test_labels):
+            row["test_acc"] = float((test_logits[m, 0].argmax(-1) == signals.test_labels).mean())
+        rows.append(row)
+    train = [rows[t]["train_acc"] for t in targets if rows[t]["train_acc"] is not None]
     out = {"train_acc": float(np.mean(train)) if train else None}
-    if "test_acc" in per_model[0]:
-        out["test_acc"] = float(np.mean([per_model[t]["test_acc"] for t in targets]))
-    out["per_model"] = per_model
+    if "test_acc" in rows[0]:
+        out["test_acc"] = float(np.mean([rows[t]["test_acc"] for t in targets]))
+    if per_model:
+        out["per_model"] = rows
     return out
+
+
+def measure_attack(scores: np.ndarray, signals: Signals, targets: list[int], cfg: AuditConfig,
+                   stream: np.random.SeedSequence, knowledge: str) -> tuple[dict, list]:
+    """The figures of one attack's (T, N) ``scores``: per target, averaged over targets, and bootstrap
+    intervals drawn from ``stream`` (``metrics.bootstrap_seed``); also the per-target metrics (ROC)."""
+    members = [np.asarray(signals.in_mask[t], dtype=bool) for t in targets]
+    per_target = [attack_metrics(scores[i], members[i], cfg.fprs) for i in range(len(targets))]
+    res = average_metrics(per_target, cfg.priors)
+    if cfg.bootstrap > 0:
+        res["ci95"] = bootstrap_ci(list(scores), members, cfg.fprs, n_boot=cfg.bootstrap, seed=stream)
+    res["knowledge"] = knowledge
+    return res, per_target
 
 
 def _target_inputs(signals: Signals, targets: list[int], seed: int) -> Iterator[tuple[int, AttackInput]]:
@@ -150,14 +172,8 @@ def run_attacks(
             progress.info(msg)
             continue
         start = time.perf_counter()
-        members = [np.asarray(signals.in_mask[t], dtype=bool) for t in targets]
-        per_target = [attack_metrics(scores[name][i], members[i], cfg.fprs) for i in range(len(targets))]
-        res = average_metrics(per_target, cfg.priors)
-        if cfg.bootstrap > 0:
-            res["ci95"] = bootstrap_ci(
-                list(scores[name]), members, cfg.fprs, n_boot=cfg.bootstrap, seed=bootstrap_seed(seed, name)
-            )
-        res["knowledge"] = specs[name].knowledge
+        res, per_target = measure_attack(scores[name], signals, targets, cfg, bootstrap_seed(seed, name),
+                                         specs[name].knowledge)
         if any(chosen[name]):  # values the attack tuned on its references, per target (e.g. RMIA's a)
             res["chosen"] = {k: [c.get(k) for c in chosen[name]] for k in chosen[name][0]}
         run.results[name] = res

@@ -28,10 +28,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from miaudit.attacks import ATTACKS, NotApplicable, make_input
-from miaudit.pipeline.attack import default_attacks, resolve_targets
+from miaudit.pipeline.attack import default_attacks, measure_attack, resolve_targets, utility
 from miaudit.config import DefenceConfig, RunConfig
 from miaudit.defences._registry import DEFENCES, OutputDefence
-from miaudit.metrics import attack_metrics, average_metrics, bootstrap_ci, bootstrap_seed
+from miaudit.metrics import bootstrap_seed
 from miaudit.progress import NullProgress, Progress
 from miaudit.signals import Signals
 
@@ -99,20 +99,6 @@ def fit_pool(spec: DefenceConfig, signals: Signals) -> FittedPool:
     return FittedPool(fitted, out, pop, test, fit_s, apply_s, n_queries)
 
 
-def _accuracy(logits: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None) -> float:
-    pred = logits[0].argmax(-1)
-    ok = pred == labels
-    return float(ok[rows].mean() if rows is not None else ok.mean())
-
-
-def _utility(signals: Signals, logits: np.ndarray, test: np.ndarray | None, targets: list[int]) -> dict:
-    train = [_accuracy(logits[t], signals.labels, np.asarray(signals.in_mask[t], bool)) for t in targets]
-    out = {"train_acc": float(np.mean(train))}
-    if test is not None and signals.test_labels is not None and len(signals.test_labels):
-        out["test_acc"] = float(np.mean([_accuracy(test[t], signals.test_labels) for t in targets]))
-    return out
-
-
 def _score(name: str, params: dict | None, signals: Signals, targets: list[int], *, target_logits: np.ndarray,
            ref_logits: np.ndarray, target_pop: np.ndarray | None, ref_pop: np.ndarray | None, seed: int) -> np.ndarray:
     """(T, N) scores of one attack: each target's view from ``target_*``, its references' from ``ref_*``."""
@@ -126,19 +112,6 @@ def _score(name: str, params: dict | None, signals: Signals, targets: list[int],
                          else np.asarray(target_pop[t]))
         rows.append(spec(inp, params))
     return np.stack(rows)
-
-
-def _measure(scores: np.ndarray, signals: Signals, targets: list[int], config: RunConfig, name: str, stream: str) -> dict:
-    """The metrics ``run_attacks`` reports, for (T, N) scores: per target, averaged, bootstrap CIs."""
-    cfg = config.audit
-    members = [np.asarray(signals.in_mask[t], dtype=bool) for t in targets]
-    per_target = [attack_metrics(scores[i], members[i], cfg.fprs) for i in range(len(targets))]
-    res = average_metrics(per_target, cfg.priors)
-    if cfg.bootstrap > 0:
-        res["ci95"] = bootstrap_ci(list(scores), members, cfg.fprs, n_boot=cfg.bootstrap,
-                                   seed=bootstrap_seed(config.seed, stream))
-    res["knowledge"] = ATTACKS.get(name).knowledge
-    return res
 
 
 def evaluate_defence(
@@ -177,7 +150,9 @@ def evaluate_defence(
                     except NotApplicable as exc:
                         skipped[attacker][name] = str(exc)
                     else:
-                        attackers[attacker][name] = _measure(scores, signals, targets, config, name, f"{key}/{attacker}/{name}")
+                        attackers[attacker][name] = measure_attack(
+                            scores, signals, targets, config.audit,
+                            bootstrap_seed(config.seed, f"{key}/{attacker}/{name}"), a.knowledge)[0]
                 advance(1)
     changed = np.mean([
         float((fp.logits[t, 0].argmax(-1) != raw[t, 0].argmax(-1)).mean()) for t in targets
@@ -185,8 +160,8 @@ def evaluate_defence(
     entry = {
         "params": dict(spec.params),
         "utility": {
-            "before": _utility(signals, raw, None if signals.test_logits is None else np.asarray(signals.test_logits), targets),
-            "after": _utility(signals, fp.logits, fp.test, targets),
+            "before": utility(signals, targets, per_model=False),
+            "after": utility(signals, targets, logits=fp.logits, test_logits=fp.test, per_model=False),
         },
         "argmax_changed": float(changed),
         "attackers": attackers,
