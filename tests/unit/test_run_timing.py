@@ -1,10 +1,8 @@
-"""timing.json's training units and the report's training-time and rebuild lines (issue 16)."""
+"""timing.json's training units and the report's training-time line (issue 16)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from miaudit.report.render import _train_time_text, rebuild_path
+from miaudit.report.run_page import _train_time_text
 from miaudit.pipeline.run import train_units
 
 
@@ -42,11 +40,3 @@ def test_training_time_of_batched_groups_says_so():
 
 def test_older_timing_without_units_keeps_the_plain_mean():
     assert _train_time_text({"members_train_s": [130.0, 122.0]}, [130.0, 122.0]).endswith("(mean of 2)")
-
-
-def test_rebuild_path_is_what_the_user_types(tmp_path, monkeypatch):
-    assert rebuild_path(Path("runs/default")) == "runs/default"
-    assert rebuild_path(Path("my runs/x")) == "'my runs/x'"
-    monkeypatch.chdir(tmp_path)
-    assert rebuild_path(tmp_path / "runs" / "default") == "runs/default"
-    assert rebuild_path(Path("/srv/audits/a")) == "a"  # never an absolute path of the machine
