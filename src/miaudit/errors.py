@@ -54,3 +54,18 @@ class BelowChanceWarning(UserWarning):
 
 class FewReferencesWarning(UserWarning):
     """An attack variant that needs many reference models ran with few (its figures understate the leak)."""
+
+
+class NonFiniteScoresWarning(UserWarning):
+    """An attack returned NaN or ±inf scores: a bug in the attack or its inputs. The run maps them to
+    the ends of the finite range (order kept) and goes on; results.json's ``warnings`` records it."""
+
+    def __init__(self, attack: str, count: int, total: int, where: str) -> None:
+        self.attack, self.count, self.total, self.where = attack, count, total, where
+        super().__init__(
+            f"attack {attack!r} returned {count} of {total} scores not finite (NaN or ±inf) on {where}, "
+            "mapped to the ends of the finite range: a bug in the attack or its inputs"
+        )
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.attack, self.count, self.total, self.where)
