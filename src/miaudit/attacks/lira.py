@@ -44,8 +44,10 @@ class LiraParams(BaseModel):
 
 def _require_fit(sides: dict[str, np.ndarray], fixed_variance: bool) -> None:
     """A per-record σ needs 2 references per record on each side used, a pooled σ 1."""
-    require_references(sides, per_side=1 if fixed_variance else 2,
-                       advice="; use a larger pool or the fixed-variance variant")
+    if fixed_variance:
+        require_references(sides, per_side=1, advice="; use a larger pool")
+    else:
+        require_references(sides, per_side=2, advice="; use a larger pool or the fixed-variance variant")
 
 
 def gaussian_fit(phi: np.ndarray, mask: np.ndarray, *, fixed_variance: bool) -> tuple[np.ndarray, np.ndarray]:
