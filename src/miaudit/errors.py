@@ -58,3 +58,18 @@ class FewReferencesWarning(UserWarning):
 
 class TargetError(DataError):
     """The target's weights or records cannot be audited as given (one line, exit 2)."""
+
+
+class NonFiniteScoresWarning(UserWarning):
+    """An attack returned NaN or ±inf scores: a bug in the attack or its inputs. The run maps them to
+    the ends of the finite range (order kept) and goes on; results.json's ``warnings`` records it."""
+
+    def __init__(self, attack: str, count: int, total: int, where: str) -> None:
+        self.attack, self.count, self.total, self.where = attack, count, total, where
+        super().__init__(
+            f"attack {attack!r} returned {count} of {total} scores not finite (NaN or ±inf) on {where}, "
+            "mapped to the ends of the finite range: a bug in the attack or its inputs"
+        )
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.attack, self.count, self.total, self.where)

@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import norm
 
 from miaudit.attacks import ATTACKS, NotApplicable, make_input
-from miaudit.attacks._common import scaled_logit
+from miaudit.numerics import scaled_logit
 
 
 def logits_for_phi(phi: np.ndarray) -> np.ndarray:

@@ -97,7 +97,7 @@ def test_tuned_a_is_the_auc_argmax_with_the_first_reference_as_target(rng):
 
     z, in_mask, y, zz, yz = pool(rng, m=8, n=200)
     inp = make_input(z, in_mask, y, 0, population_logits=zz, population_labels=yz)
-    a = tune_offline_a(inp, gamma=2.0)
+    a = tune_offline_a(inp, gamma=2.0, max_refs=None)
     # brute force: model 1 (the first reference) plays the target against models 2..7, whose
     # reference sets come from the same membership-blind rule (seeded as tune_offline_a seeds it)
     rng_t = np.random.default_rng(np.random.SeedSequence([0, 0xA_7E, 0]))

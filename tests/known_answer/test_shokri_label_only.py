@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from miaudit.attacks import ATTACKS, NotApplicable, make_input
-from miaudit.attacks._common import sorted_top_log_odds
+from miaudit.numerics import sorted_top_log_odds
 
 
 def balanced_mask(rng, m, n):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from miaudit.attacks import ATTACKS, NotApplicable, make_input
-from miaudit.attacks._common import log_one_minus_softmax
+from miaudit.numerics import log_one_minus_softmax
 from miaudit.attacks.threshold import modified_entropy
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from miaudit.attacks import ATTACKS, NotApplicable, make_input
-from miaudit.attacks.qmia import qmia_scores
+from miaudit.attacks.qmia import QmiaParams, qmia_scores
 from miaudit.metrics import attack_metrics
 
 
@@ -20,11 +20,16 @@ def _data(rng: np.random.Generator, n: int, shift: float) -> tuple[np.ndarray, n
     return x, y, score, member
 
 
+def _params(**changed: float) -> dict:
+    """The attack's options: its params model's defaults (their one home), with ``changed`` applied."""
+    return {**QmiaParams().model_dump(), **changed}
+
+
 def test_beats_a_global_threshold_when_difficulty_varies() -> None:
     rng = np.random.default_rng(0)
     xp, yp, sp, _ = _data(rng, 2000, 0.0)  # population: non-members only
     x, y, s, member = _data(rng, 1000, 1.0)
-    margin = qmia_scores(s, x, y, sp, xp, yp, seed=0)
+    margin = qmia_scores(s, x, y, sp, xp, yp, **_params(), seed=0)
     auc_q = attack_metrics(margin, member, (0.01,)).auc
     auc_global = attack_metrics(s, member, (0.01,)).auc
     assert auc_q > 0.9 and auc_q > auc_global + 0.2, (auc_q, auc_global)
@@ -34,7 +39,7 @@ def test_null_case_is_chance() -> None:
     rng = np.random.default_rng(1)
     xp, yp, sp, _ = _data(rng, 2000, 0.0)
     x, y, s, member = _data(rng, 4000, 0.0)  # scores independent of membership
-    auc = attack_metrics(qmia_scores(s, x, y, sp, xp, yp, seed=0), member, (0.01,)).auc
+    auc = attack_metrics(qmia_scores(s, x, y, sp, xp, yp, **_params(), seed=0), member, (0.01,)).auc
     assert abs(auc - 0.5) < 0.03, auc
 
 
@@ -42,7 +47,7 @@ def test_predicted_quantile_is_calibrated_on_fresh_non_members() -> None:
     rng = np.random.default_rng(2)
     xp, yp, sp, _ = _data(rng, 3000, 0.0)
     x, y, s, _ = _data(rng, 3000, 0.0)
-    above = (qmia_scores(s, x, y, sp, xp, yp, quantile=0.9, seed=0) > 0).mean()
+    above = (qmia_scores(s, x, y, sp, xp, yp, **_params(quantile=0.9), seed=0) > 0).mean()
     assert 0.05 < above < 0.16, above  # about 1 - 0.9 of non-members exceed their predicted 90% quantile
 
 

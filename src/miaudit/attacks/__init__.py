@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from miaudit.attacks.base import ATTACKS, AttackInput, AttackSpec, NotApplicable, PopSignals, make_input, register_attack
+from miaudit.attacks.pool_stats import PoolStats
 
 from miaudit.attacks import label_only, lira, qmia, rmia, shokri, threshold  # noqa: F401  isort: skip
 from miaudit.attacks.label_only import label_only_augment, label_only_gap  # noqa: E402
@@ -74,6 +75,7 @@ __all__ = [
     "AttackInput",
     "AttackSpec",
     "NotApplicable",
+    "PoolStats",
     "PopSignals",
     "calibrated_loss_attack",
     "confidence_attack",

@@ -2,14 +2,16 @@
 
 An attack is ``fn(inp: AttackInput, **params) -> (N,) float64``: finite, higher = more
 likely a member. It sees the target's outputs, the references' outputs and the references'
-membership, never the target's membership (``make_input`` does not hand it over). Attacks
-do no I/O, no training (Shokri's classifiers are fitted inside the call) and no plotting;
-they import numpy/scipy/scikit-learn only.
+membership, never the target's membership (``make_input`` does not hand it over), and the
+pool's per-model statistics (``AttackInput.stats``, a ``PoolStats``). Attacks do no I/O, no
+training (Shokri's classifiers are fitted inside the call) and no plotting; they import
+numpy/scipy/scikit-learn only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -17,11 +19,52 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from miaudit._registry import Registry
-from miaudit.errors import MiauditError
+from miaudit.attacks.pool_stats import PoolStats, StatFn
+from miaudit.errors import MiauditError, NonFiniteScoresWarning
 
 
 class NotApplicable(MiauditError):
     """The attack cannot run on this pool or dataset (too few references, no population, ...)."""
+
+
+def select_refs(mask: np.ndarray, max_refs: int | None) -> np.ndarray:
+    """Keep, per record (column), only the first ``max_refs`` True entries of ``mask`` (R, N); None = all."""
+    mask = np.asarray(mask, dtype=bool)
+    if max_refs is None:
+        return mask
+    return mask & (np.cumsum(mask, axis=0) <= max_refs)
+
+
+def require_references(sides: Mapping[str, np.ndarray], *, per_side: int = 1, advice: str = "") -> None:
+    """The one "enough references" check: every record needs ``per_side`` references in each mask.
+
+    Parameters
+    ----------
+    sides : side name ("IN", "OUT") -> (R, N) bool, the references an attack uses per record
+    per_side : fewest references per record on each side
+    advice : appended to the message (e.g. "; use a larger pool or the fixed-variance variant")
+
+    Raises
+    ------
+    NotApplicable
+        "needs at least 1 IN and 1 OUT reference model per record, some records have 0": the
+        message results.json reports for a skipped attack.
+
+    Examples
+    --------
+    >>> require_references({"OUT": np.array([[True, False]])})
+    Traceback (most recent call last):
+    ...
+    miaudit.attacks.base.NotApplicable: needs at least 1 OUT reference model per record, some records have 0
+    """
+    counts = [np.asarray(m, dtype=bool).sum(axis=0) for m in sides.values()]  # (N,) per side
+    no_refs = any(np.asarray(m).shape[0] == 0 for m in sides.values())
+    if no_refs or any((c < per_side).any() for c in counts):
+        low = min(int(c.min()) if c.size else 0 for c in counts)
+        need = " and ".join(f"{per_side} {side}" for side in sides)
+        raise NotApplicable(
+            f"needs at least {need} reference model{'s' if per_side > 1 else ''} per record, some records have {low}{advice}"
+        )
 
 
 def _others(n_models: int, target: int) -> np.ndarray:
@@ -78,13 +121,39 @@ def reference_rng(seed: int, target: int) -> np.random.Generator:
 class _TargetView:
     """One target's view of a pool: its row, the other rows (its references), and their indices.
 
-    Subclasses hold ``pool`` (M, A, n, C), ``target_index`` and ``target_override`` (the target's
-    outputs when they differ from ``pool[target_index]``, e.g. a defended target).
+    Subclasses hold ``pool`` (M, A, n, C), ``labels`` (n,), ``target_index``, ``target_override``
+    (the target's outputs when they differ from ``pool[target_index]``, e.g. a defended target)
+    and ``stats``, the pool's ``PoolStats`` (built here when not given).
     """
 
     pool: np.ndarray
+    labels: np.ndarray
     target_index: int
     target_override: np.ndarray | None
+    stats: PoolStats
+
+    def _attach_stats(self) -> None:
+        if self.stats is None:
+            object.__setattr__(self, "stats", PoolStats(self.pool, self.labels))
+        elif self.stats.logits is not self.pool:
+            raise ValueError("stats: a PoolStats of another logits array (build one per pool, from the same array)")
+        elif self.stats.labels is not self.labels and not np.array_equal(self.stats.labels, self.labels):
+            raise ValueError("stats: a PoolStats of other labels")
+
+    def split_stat(self, name: str, fn: StatFn | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(target (A, n, ...), references (R, A, n, ...)) of a per-model statistic (``PoolStats.get``):
+        the references' rows of the pool's statistic, computed once per pool."""
+        refs = self.stats.get(name, fn)[self.others]
+        return self.target_stat(name, fn), refs  # the target's row from the statistic just computed
+
+    def target_stat(self, name: str, fn: StatFn | None = None) -> np.ndarray:
+        """The target's statistic (A, n, ...): the pool's row when another attack computed it, else on
+        the target's outputs alone (an attack that needs only the target pays 1/M of the work)."""
+        if self.target_override is None:
+            full = self.stats.cached(name)
+            if full is not None:
+                return full[self.target_index]
+        return self.stats.of_outputs(self.target, name, fn)
 
     @cached_property
     def others(self) -> np.ndarray:
@@ -112,6 +181,11 @@ class PopSignals(_TargetView):
     #: the target's outputs when they differ from ``pool[target_index]`` (a defended target)
     target_override: np.ndarray | None = None  # (A, P, C)
     features: np.ndarray | None = None  # (P, ...) the population records themselves (qmia)
+    #: the pool's statistics on the population (``PoolStats`` of ``pool``); built when None
+    stats: PoolStats = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self._attach_stats()
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,9 +197,9 @@ class AttackInput(_TargetView):
     ``refs_in`` / ``refs_out`` chosen by ``reference_sets`` — never the target's membership, and
     never reference sets whose sizes or composition depend on it. A reference in neither mask
     for a record must not be used for that record.
-    Attacks that need a per-model statistic of every model (φ, log p_y, ...) compute it once
-    per pool through ``attacks._common.split_stat`` and index it, instead of recomputing the
-    references' statistic for every target.
+    Attacks that need a per-model statistic of every model (φ, log p_y, ...) read it from
+    ``stats`` (``split_stat``, ``target_stat``): computed once per pool and shared by every
+    target, instead of recomputing the references' statistic for each.
     """
 
     pool: np.ndarray  # (M, A, N, C) logits of every model; A = 1 without augmented queries
@@ -136,17 +210,20 @@ class AttackInput(_TargetView):
     is_image: bool = False
     seed: int = 0  # for attacks that tune or fit anything (Shokri, RMIA's a)
     #: the target's outputs when they differ from ``pool[target_index]``: a defended target
-    #: queried by an attacker whose references are undefended (``defences.evaluate``)
+    #: queried by an attacker whose references are undefended (``pipeline.defences``)
     target_override: np.ndarray | None = None  # (A, N, C)
     #: (R, N) bool: references used as OUT for each record; disjoint from ``refs_in``. None
     #: (only when built by hand) = every reference not in ``refs_in``
     refs_out: np.ndarray | None = None
     #: the audited records themselves (N, ...), for attacks that model features (qmia); None when unknown
     features: np.ndarray | None = None
+    #: per-model statistics of ``pool`` (``PoolStats``), shared by every target of the pool; built when None
+    stats: PoolStats = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.refs_out is None:
             object.__setattr__(self, "refs_out", ~np.asarray(self.refs_in, dtype=bool))
+        self._attach_stats()
 
     @property
     def n_records(self) -> int:
@@ -171,13 +248,13 @@ def make_input(
     target_population_logits: np.ndarray | None = None,
     features: np.ndarray | None = None,
     population_features: np.ndarray | None = None,
+    stats: PoolStats | None = None,
 ) -> AttackInput:
     """Split pool signals into the target's view and its references' (target's membership withheld).
 
     Parameters
     ----------
-    logits : (M, A, N, C) float (may be memory-mapped; nothing is copied here). Pass the same
-        array object for every target: per-model statistics are memoised by its identity.
+    logits : (M, A, N, C) float (may be memory-mapped; nothing is copied here)
     in_mask : (M, N) bool; the references' sets come from ``reference_sets`` (equal IN and OUT
         counts per record, so their composition does not depend on the target's membership)
     labels : (N,) int
@@ -186,16 +263,24 @@ def make_input(
         outputs when they are not ``logits[target]`` (a defended target, undefended references)
     features, population_features : (N, ...), (P, ...), optional: the records themselves, for
         attacks that model a record's features (qmia); None where only outputs are known
+    stats : the pool's statistics, ``PoolStats.of(logits, labels, population_logits,
+        population_labels)`` of these very arrays: pass one shared object for every target of a
+        pool, so each model's statistics are computed once. None = a new one (for one target).
     """
     m = logits.shape[0]
     if not 0 <= target < m:
         raise ValueError(f"target {target} is not a model index of a pool of {m}")
     raw = np.asarray(in_mask, dtype=bool)[_others(m, target)]  # the references' rows only
     refs_in, refs_out = reference_sets(raw, ~raw, reference_rng(seed, target))
+    if stats is None:
+        stats = PoolStats.of(logits, labels, population_logits, population_labels)
     pop = None
     if population_logits is not None and population_labels is not None and population_logits.shape[2] > 0:
+        if stats.population is None:
+            raise ValueError("stats: no population statistics, but population_logits were given")
         pop = PopSignals(pool=population_logits, target_index=target, labels=np.asarray(population_labels),
-                         target_override=target_population_logits, features=population_features)
+                         target_override=target_population_logits, features=population_features,
+                         stats=stats.population)
     return AttackInput(
         pool=logits,
         target_index=target,
@@ -207,6 +292,7 @@ def make_input(
         target_override=target_logits,
         refs_out=refs_out,
         features=features,
+        stats=stats,
     )
 
 
@@ -246,7 +332,10 @@ class AttackSpec:
         if scores.shape != (inp.n_records,):
             raise RuntimeError(f"attack {self.name!r} returned shape {scores.shape}, expected ({inp.n_records},)")
         if not np.isfinite(scores).all():
-            # keep order: +inf/-inf/NaN map to the extremes of the finite range
+            # a bug in the attack (or its inputs): said by name, then, so that the run goes on, kept in
+            # order: +inf/-inf/NaN map to the extremes of the finite range
+            bad = int((~np.isfinite(scores)).sum())
+            warnings.warn(NonFiniteScoresWarning(self.name, bad, scores.size, f"target {inp.target_index}"), stacklevel=2)
             finite = scores[np.isfinite(scores)]
             hi = finite.max() + 1 if finite.size else 1.0
             lo = finite.min() - 1 if finite.size else -1.0

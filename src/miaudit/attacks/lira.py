@@ -28,8 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import norm
 
-from miaudit.attacks._common import select_refs, split_stat
-from miaudit.attacks.base import AttackInput, NotApplicable, register_attack
+from miaudit.attacks.base import AttackInput, register_attack, require_references, select_refs
 
 SIGMA_FLOOR = 1e-3
 
@@ -43,8 +42,17 @@ class LiraParams(BaseModel):
     )
 
 
-def gaussian_fit(phi: np.ndarray, mask: np.ndarray, *, fixed_variance: bool, min_count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Masked per-record mean and standard deviation of φ.
+def _require_fit(sides: dict[str, np.ndarray], fixed_variance: bool) -> None:
+    """A per-record σ needs 2 references per record on each side used, a pooled σ 1."""
+    if fixed_variance:
+        require_references(sides, per_side=1, advice="; use a larger pool")
+    else:
+        require_references(sides, per_side=2, advice="; use a larger pool or the fixed-variance variant")
+
+
+def gaussian_fit(phi: np.ndarray, mask: np.ndarray, *, fixed_variance: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Masked per-record mean and standard deviation of φ (every record has the references
+    ``_require_fit`` asks for: 1 per record, 2 for a per-record σ).
 
     Parameters
     ----------
@@ -57,12 +65,6 @@ def gaussian_fit(phi: np.ndarray, mask: np.ndarray, *, fixed_variance: bool, min
     """
     w = mask[:, None, :].astype(np.float64)  # (R, 1, N)
     count = w.sum(axis=0)  # (1, N)
-    need = 1 if fixed_variance else 2
-    if (count < max(need, min_count)).any():
-        raise NotApplicable(
-            f"needs at least {max(need, min_count)} reference model(s) per record on each side, "
-            f"some records have {int(count.min())}; use a larger pool or the fixed-variance variant"
-        )
     mu = (w * phi).sum(axis=0) / count  # (A, N)
     sq = (w * (phi - mu) ** 2).sum(axis=0)  # (A, N)
     if fixed_variance:
@@ -77,33 +79,29 @@ def gaussian_fit(phi: np.ndarray, mask: np.ndarray, *, fixed_variance: bool, min
     return mu, sigma
 
 
-def lira_online(inp: AttackInput, *, fixed_variance: bool = False, max_refs: int | None = None) -> np.ndarray:
-    phi_t, phi_r = split_stat(inp, "phi")  # (A, N), (R, A, N)
+def lira_online(inp: AttackInput, *, fixed_variance: bool, max_refs: int | None) -> np.ndarray:
+    """Online LiRA: log-likelihood ratio of φ_t under the record's IN and OUT Gaussians, mean over queries."""
     ins, outs = select_refs(inp.refs_in, max_refs), select_refs(inp.refs_out, max_refs)
-    mu_in, sd_in = gaussian_fit(phi_r, ins, fixed_variance=fixed_variance, min_count=1)
-    mu_out, sd_out = gaussian_fit(phi_r, outs, fixed_variance=fixed_variance, min_count=1)
+    _require_fit({"IN": ins, "OUT": outs}, fixed_variance)
+    phi_t, phi_r = inp.split_stat("phi")  # (A, N), (R, A, N)
+    mu_in, sd_in = gaussian_fit(phi_r, ins, fixed_variance=fixed_variance)
+    mu_out, sd_out = gaussian_fit(phi_r, outs, fixed_variance=fixed_variance)
     score = norm.logpdf(phi_t, mu_in, sd_in) - norm.logpdf(phi_t, mu_out, sd_out)  # (A, N)
     return score.mean(axis=0)
 
 
-def lira_offline(inp: AttackInput, *, fixed_variance: bool = False, max_refs: int | None = None) -> np.ndarray:
-    phi_t, phi_r = split_stat(inp, "phi")  # (A, N), (R, A, N)
-    mu_out, sd_out = gaussian_fit(phi_r, select_refs(inp.refs_out, max_refs), fixed_variance=fixed_variance, min_count=1)
+def lira_offline(inp: AttackInput, *, fixed_variance: bool, max_refs: int | None) -> np.ndarray:
+    """Offline LiRA: one-sided log-odds of φ_t under the record's OUT Gaussian, mean over queries."""
+    outs = select_refs(inp.refs_out, max_refs)
+    _require_fit({"OUT": outs}, fixed_variance)
+    phi_t, phi_r = inp.split_stat("phi")  # (A, N), (R, A, N)
+    mu_out, sd_out = gaussian_fit(phi_r, outs, fixed_variance=fixed_variance)
     x = (phi_t - mu_out) / sd_out  # (A, N)
     # log-odds of Pr[Z ≤ φ_t]: the same order as log Pr[Z ≤ φ_t], but resolved where that
     # rounds to 0 (x beyond ~38, common with a per-record σ from 2 references), which tied
     # the most exposed records and hid an FPR range
     score = norm.logcdf(x) - norm.logsf(x)
     return score.mean(axis=0)
-
-
-def _variant(fn, fixed: bool):  # noqa: ANN001, ANN202  (binds fixed_variance, as functools.partial would)
-    def attack(inp: AttackInput, *, fixed_variance: bool = fixed, max_refs: int | None = None) -> np.ndarray:
-        return fn(inp, fixed_variance=fixed_variance, max_refs=max_refs)
-
-    attack.__name__ = f"{fn.__name__}{'_fixed' if fixed else ''}"
-    attack.__doc__ = fn.__doc__
-    return attack
 
 
 class LiraFixedParams(LiraParams):
@@ -115,22 +113,22 @@ register_attack(
     description="LiRA online: IN and OUT Gaussians per record (Carlini et al. 2022)",
     params=LiraParams,
     knowledge="online",
-)(_variant(lira_online, False))
+)(lira_online)
 register_attack(
     "lira-online-fixed",
     description="LiRA online with one σ shared over records",
     params=LiraFixedParams,
     knowledge="online",
-)(_variant(lira_online, True))
+)(lira_online)
 register_attack(
     "lira-offline",
     description="LiRA offline: one-sided test against OUT Gaussians per record",
     params=LiraParams,
     knowledge="offline",
-)(_variant(lira_offline, False))
+)(lira_offline)
 register_attack(
     "lira-offline-fixed",
     description="LiRA offline with one σ shared over records",
     params=LiraFixedParams,
     knowledge="offline",
-)(_variant(lira_offline, True))
+)(lira_offline)

@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from miaudit.attacks._common import scaled_logit
 from miaudit.attacks.base import AttackInput, NotApplicable, register_attack
+from miaudit.numerics import scaled_logit
 
 #: fewest population records the regressor is fitted on
 MIN_POPULATION = 50
@@ -55,11 +55,11 @@ def qmia_scores(
     pop_features: np.ndarray,
     pop_labels: np.ndarray,
     *,
-    quantile: float = 0.95,
-    pca_components: int = 32,
-    max_iter: int = 100,
-    max_leaf_nodes: int = 15,
-    seed: int = 0,
+    quantile: float,
+    pca_components: int,
+    max_iter: int,
+    max_leaf_nodes: int,
+    seed: int,
 ) -> np.ndarray:
     """Margins s − q̂(x, y) (N,) of records above the quantile regressed on the population.
 
@@ -68,6 +68,8 @@ def qmia_scores(
     target_scores : (N,) the target's score on the audited records (higher = more member-like)
     features : (N, ...) the audited records; labels (N,) int
     pop_scores, pop_features, pop_labels : the same for population records (non-members)
+    quantile, pca_components, max_iter, max_leaf_nodes : as in ``QmiaParams`` (its defaults are the attack's)
+    seed : of the PCA and the regressor
     """
     from sklearn.decomposition import PCA
     from sklearn.ensemble import HistGradientBoostingRegressor

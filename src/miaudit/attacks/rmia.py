@@ -48,9 +48,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import rankdata
 
-from miaudit.attacks._common import logsumexp, select_refs, split_stat
-from miaudit.attacks.base import AttackInput, NotApplicable, reference_sets, register_attack
+from miaudit.attacks.base import AttackInput, NotApplicable, reference_sets, register_attack, require_references, select_refs
 from miaudit.metrics import auc
+from miaudit.numerics import logsumexp
 
 log = logging.getLogger(__name__)
 
@@ -121,18 +121,16 @@ def _need_population(inp: AttackInput) -> None:
 
 def _log_probs(inp: AttackInput) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """log p_y of the target and references on x (A, N), (R, A, N) and on z (A, Z), (R, A, Z)."""
-    lp_t, lp_r = split_stat(inp, "logp_y")
-    lpz_t, lpz_r = split_stat(inp.population, "logp_y")
+    lp_t, lp_r = inp.split_stat("logp_y")
+    lpz_t, lpz_r = inp.population.split_stat("logp_y")
     return lp_t, lp_r, lpz_t, lpz_r
 
 
 def _offline_parts(lp_t, lp_r, refs_out, lpz_t, lpz_r, max_refs):  # noqa: ANN001, ANN202
     """log p_y of the target on x and z, and log mean_OUT on x and z (first ``max_refs`` OUT references)."""
-    lmo_x, count = _log_masked_mean(lp_r, select_refs(refs_out, max_refs))
-    if lp_r.shape[0] == 0 or (count < 1).any():
-        raise NotApplicable(
-            f"needs at least 1 OUT reference model per record, some records have {int(count.min()) if count.size else 0}"
-        )
+    outs = select_refs(refs_out, max_refs)
+    require_references({"OUT": outs})
+    lmo_x, _ = _log_masked_mean(lp_r, outs)
     all_z = select_refs(np.ones((lpz_r.shape[0], lpz_r.shape[-1]), dtype=bool), max_refs)
     lmo_z, _ = _log_masked_mean(lpz_r, all_z)
     return lp_t, lmo_x, lpz_t, lmo_z
@@ -166,7 +164,7 @@ def _offline_score(parts, a: float, gamma: float, *, ties: bool = True) -> np.nd
     return break_ties(score, log_rx, log_rz.size) if ties else score
 
 
-def tune_offline_a(inp: AttackInput, *, gamma: float, max_refs: int | None = None) -> float:
+def tune_offline_a(inp: AttackInput, *, gamma: float, max_refs: int | None) -> float:
     """The ``a`` on ``A_GRID`` that maximises the AUC of offline RMIA against the first reference.
 
     The first reference plays the target, the remaining references are its references; records
@@ -200,15 +198,9 @@ def tune_offline_a(inp: AttackInput, *, gamma: float, max_refs: int | None = Non
     return best
 
 
-def rmia_offline(inp: AttackInput, *, gamma: float = 2.0, max_refs: int | None = None, a: float | None = None) -> np.ndarray:
-    """Offline RMIA score (OUT references only); ``a`` tuned on the references when None."""
-    return _rmia_offline_chosen(inp, gamma=gamma, max_refs=max_refs, a=a)[0]
-
-
-def _rmia_offline_chosen(
-    inp: AttackInput, *, gamma: float = 2.0, max_refs: int | None = None, a: float | None = None
-) -> tuple[np.ndarray, dict[str, float]]:
-    """Offline RMIA scores and the values it used: ``{"a": ..., "a_tuned": 0/1}`` (reported in results.json)."""
+def rmia_offline(inp: AttackInput, *, gamma: float, max_refs: int | None, a: float | None) -> tuple[np.ndarray, dict[str, float]]:
+    """Offline RMIA scores (OUT references only; ``a`` tuned on the references when None) and the
+    values it used: ``{"a": ..., "a_tuned": 0/1}`` (reported in results.json)."""
     _need_population(inp)
     lp_t, lp_r, lpz_t, lpz_r = _log_probs(inp)
     parts = _offline_parts(lp_t, lp_r, inp.refs_out, lpz_t, lpz_r, max_refs)
@@ -223,15 +215,14 @@ def _rmia_offline_chosen(
     return _offline_score(parts, a, gamma), {"a": float(a), "a_tuned": float(tuned)}
 
 
-def rmia_online(inp: AttackInput, *, gamma: float = 2.0, max_refs: int | None = None) -> np.ndarray:
+def rmia_online(inp: AttackInput, *, gamma: float, max_refs: int | None) -> np.ndarray:
     """Online RMIA score: Pr(x) = ½ (mean over IN refs + mean over OUT refs)."""
     _need_population(inp)
     lp_t, lp_r, lpz_t, lpz_r = _log_probs(inp)
-    lmi, n_in = _log_masked_mean(lp_r, select_refs(inp.refs_in, max_refs))
-    lmo, n_out = _log_masked_mean(lp_r, select_refs(inp.refs_out, max_refs))
-    if inp.n_refs == 0 or (n_in < 1).any() or (n_out < 1).any():
-        low = int(min(n_in.min(), n_out.min())) if n_in.size else 0
-        raise NotApplicable(f"needs at least 1 IN and 1 OUT reference model per record, some records have {low}")
+    ins, outs = select_refs(inp.refs_in, max_refs), select_refs(inp.refs_out, max_refs)
+    require_references({"IN": ins, "OUT": outs})
+    lmi, _ = _log_masked_mean(lp_r, ins)
+    lmo, _ = _log_masked_mean(lp_r, outs)
     log_pr_x = np.logaddexp(lmi, lmo) - np.log(2.0)
     all_z = select_refs(np.ones((lpz_r.shape[0], lpz_r.shape[-1]), dtype=bool), max_refs)
     log_pr_z, _ = _log_masked_mean(lpz_r, all_z)
@@ -250,4 +241,4 @@ register_attack(
     description="RMIA offline: OUT references with the tuned linear correction a (Zarifzadeh et al. 2024)",
     params=RmiaOfflineParams,
     knowledge="offline",
-)(_rmia_offline_chosen)
+)(rmia_offline)

@@ -30,8 +30,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from miaudit.attacks._common import sorted_top_log_odds, split_stat
-from miaudit.attacks.base import AttackInput, NotApplicable, register_attack
+from miaudit.attacks.base import AttackInput, NotApplicable, register_attack, require_references
+from miaudit.numerics import sorted_top_log_odds
 
 
 class ShokriParams(BaseModel):
@@ -75,18 +75,15 @@ def _fit_score(kind: str, seed: int, x: np.ndarray, y: np.ndarray, x_target: np.
     knowledge="online",
 )
 def shokri_attack(
-    inp: AttackInput, *, top_k: int = 3, classifier: str = "logistic", min_rows: int = 20,
-    max_rows_per_class: int | None = 5000,
+    inp: AttackInput, *, top_k: int, classifier: str, min_rows: int, max_rows_per_class: int | None
 ) -> np.ndarray:
     """Score = the class's attack classifier's member log-odds for the target's output."""
-    r = inp.n_refs
-    if r == 0:
-        raise NotApplicable("needs at least 1 shadow (reference) model")
-    # plain query only; computed once per pool and shared by every target
-    feats_t, feats_r = split_stat(inp, f"shokri-top{top_k}", lambda z, _: sorted_top_log_odds(z[0], top_k))
-    # feats_t: (N, k), feats_r: (R, N, k)
     # shadow rows: (reference, record) pairs in the record's reference sets (``reference_sets``)
     used = inp.refs_in | inp.refs_out  # (R, N)
+    require_references({"shadow (reference)": used})
+    # plain query only; computed once per pool and shared by every target
+    feats_t, feats_r = inp.split_stat(f"shokri-top{top_k}", lambda z, _: sorted_top_log_odds(z[0], top_k))
+    # feats_t: (N, k), feats_r: (R, N, k)
     y_all = inp.refs_in[used]
     if y_all.all() or not y_all.any():
         raise NotApplicable("the shadow models' records are all IN or all OUT; nothing to learn from")

@@ -22,27 +22,20 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from miaudit.attacks._common import (
-    by_records,
-    log_one_minus_softmax,
-    log_softmax,
-    out_mean,
-    split_stat,
-    target_stat,
-)
-from miaudit.attacks.base import AttackInput, NotApplicable, register_attack
+from miaudit.attacks.base import AttackInput, register_attack, require_references, select_refs
+from miaudit.numerics import by_records, log_one_minus_softmax, log_softmax
 
 
 @register_attack("loss", description="global threshold on the target's loss (Yeom et al. 2018)", knowledge="none")
 def loss_attack(inp: AttackInput) -> np.ndarray:
     """Score = −loss of the target on the plain query; members have lower loss."""
-    return target_stat(inp, "logp_y")[0]
+    return inp.target_stat("logp_y")[0]
 
 
 @register_attack("confidence", description="global threshold on p_y, the target's true-class probability", knowledge="none")
 def confidence_attack(inp: AttackInput) -> np.ndarray:
     """Score = p_y (float64, from logits)."""
-    return np.exp(target_stat(inp, "logp_y")[0])
+    return np.exp(inp.target_stat("logp_y")[0])
 
 
 @register_attack("entropy", description="global threshold on the entropy of the target's softmax (low ⇒ member)", knowledge="none")
@@ -102,12 +95,18 @@ class CalibratedLossParams(BaseModel):
     params=CalibratedLossParams,
     knowledge="offline",
 )
-def calibrated_loss_attack(inp: AttackInput, *, max_refs: int | None = None) -> np.ndarray:
+def calibrated_loss_attack(inp: AttackInput, *, max_refs: int | None) -> np.ndarray:
     """Score = −(loss_target − mean_{OUT refs} loss), plain query only."""
-    logp_t, logp_r = split_stat(inp, "logp_y")  # (A, N), (R, A, N)
-    ref_loss, count = out_mean(-logp_r[:, 0], inp.refs_out, max_refs=max_refs)
-    if inp.n_refs == 0 or (count < 1).any():
-        raise NotApplicable(
-            f"needs at least 1 OUT reference model per record, some records have {int(count.min()) if count.size else 0}"
-        )
+    outs = select_refs(inp.refs_out, max_refs)  # (R, N)
+    require_references({"OUT": outs})
+    logp_t, logp_r = inp.split_stat("logp_y")  # (A, N), (R, A, N)
+    ref_loss = out_mean(-logp_r[:, 0], outs)
     return -(-logp_t[0] - ref_loss)
+
+
+def out_mean(values: np.ndarray, use: np.ndarray) -> np.ndarray:
+    """Per-record mean of ``values`` (R, ..., N) over the references ``use`` (R, N) marks, (..., N)
+    float64 (NaN where a record has none)."""
+    w = use.reshape(use.shape[:1] + (1,) * (values.ndim - 2) + use.shape[1:]).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (w * values).sum(axis=0) / use.sum(axis=0)

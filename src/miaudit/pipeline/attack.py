@@ -17,15 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from miaudit.attacks import ATTACKS, AttackInput, NotApplicable, make_input
+from miaudit.attacks import ATTACKS, AttackInput, NotApplicable, PoolStats, make_input
 from miaudit.config import AuditConfig
-from miaudit.errors import BelowChanceWarning, ConfigError, FewReferencesWarning, SkippedAttackWarning, UnreliableEstimateWarning
+from miaudit.errors import BelowChanceWarning, ConfigError, FewReferencesWarning, NonFiniteScoresWarning, SkippedAttackWarning, UnreliableEstimateWarning
 from miaudit.io import save_npy
 from miaudit.metrics import attack_metrics, average_metrics, bootstrap_ci, bootstrap_seed
 from miaudit.progress import NullProgress, Progress
 from miaudit.signals import Signals
 
 log = logging.getLogger(__name__)
+
+#: warnings raised inside attacks, passed on by ``run_attacks`` (shown once each, as by the default filter)
+_PASSED_ON: dict = {}
 
 #: below this many reference models, per-record-variance LiRA is flagged (Carlini et al. 2022, §VI-B)
 FEW_REFS_FOR_PER_RECORD_VARIANCE = 64
@@ -105,18 +108,27 @@ def measure_attack(scores: np.ndarray, signals: Signals, targets: list[int], cfg
     return res, per_target
 
 
-def _target_inputs(signals: Signals, targets: list[int], seed: int) -> Iterator[tuple[int, AttackInput]]:
-    """One ``AttackInput`` per target, built once and shared by every attack (they share its
-    references' derived quantities through ``attacks._common.memo``)."""
+def pool_stats(signals: Signals) -> PoolStats:
+    """The per-model statistics of the signals' pool (and population), computed on first use; one
+    object for every target (``_target_inputs``)."""
     # memory-mapped arrays are read once here, not once per target
     logits = np.asarray(signals.logits)
     pop = None if signals.population_logits is None else np.asarray(signals.population_logits)
+    return PoolStats.of(logits, signals.labels, pop, signals.population_labels)
+
+
+def _target_inputs(signals: Signals, targets: list[int], seed: int,
+                   stats: PoolStats | None = None) -> Iterator[tuple[int, AttackInput]]:
+    """One ``AttackInput`` per target, built once and shared by every attack; every target shares
+    ``stats`` (``pool_stats(signals)`` when None): the pool's per-model statistics, computed once."""
+    stats = stats or pool_stats(signals)
+    pop = None if stats.population is None else stats.population.logits
     for i, t in enumerate(targets):
         yield i, make_input(
-            logits, signals.in_mask, signals.labels, t,
+            stats.logits, signals.in_mask, signals.labels, t,
             population_logits=pop, population_labels=signals.population_labels,
             is_image=signals.is_image, seed=seed,
-            features=signals.features, population_features=signals.population_features,
+            features=signals.features, population_features=signals.population_features, stats=stats,
         )
 
 
@@ -147,6 +159,7 @@ def run_attacks(
     pending = [name for name in names if name not in run.skipped]
     scores = {name: np.empty((len(targets), signals.logits.shape[2])) for name in pending}
     chosen: dict[str, list[dict[str, float]]] = {name: [] for name in pending}  # values tuned per target
+    nonfinite: dict[str, list[NonFiniteScoresWarning]] = {name: [] for name in pending}
     # targets outside, attacks inside: every attack on a target reads the same AttackInput
     with progress.bar("attacks", len(targets) * max(len(pending), 1)) as advance:
         for i, inp in _target_inputs(signals, targets, seed):
@@ -156,10 +169,18 @@ def run_attacks(
                     continue
                 start = time.perf_counter()
                 try:
-                    scores[name][i], picked = specs[name].run(inp, cfg.attack_params.get(name))
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always", NonFiniteScoresWarning)
+                        scores[name][i], picked = specs[name].run(inp, cfg.attack_params.get(name))
                     chosen[name].append(picked)
                 except NotApplicable as exc:
                     run.skipped[name] = str(exc)
+                for w in caught:  # NaN/inf scores: one warning per attack below; any other passes on
+                    if isinstance(w.message, NonFiniteScoresWarning):
+                        nonfinite[name].append(w.message)
+                    else:
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, registry=_PASSED_ON,
+                                               source=w.source)
                 run.seconds[name] += time.perf_counter() - start
                 advance(1)
             del inp
@@ -177,6 +198,12 @@ def run_attacks(
         if any(chosen[name]):  # values the attack tuned on its references, per target (e.g. RMIA's a)
             res["chosen"] = {k: [c.get(k) for c in chosen[name]] for k in chosen[name][0]}
         run.results[name] = res
+        if nonfinite[name]:
+            bad = nonfinite[name]
+            w = NonFiniteScoresWarning(name, sum(b.count for b in bad), sum(b.total for b in bad),
+                                       f"{len(bad)} of {len(targets)} targets")
+            run.warnings.append(str(w))
+            warnings.warn(w, stacklevel=2)
         hidden = [k for k, ok in res["reliable"].items()
                   if ok and float(k) > 0 and res["fpr_achieved"][k] < 0.5 * float(k)]
         if hidden:  # a block of tied scores spans the FPR range: TPR there is the block's lower edge

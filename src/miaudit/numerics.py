@@ -1,44 +1,27 @@
-"""Quantities shared by several attacks, computed once and in float64."""
+"""Numerics on logits shared by the attacks and the vulnerability analysis: float64, stable at any margin.
+
+Numpy only. Every function takes logits (..., N, C) (any float dtype, possibly memory-mapped) and
+works through ``by_records``: cache-sized float64 blocks of records, so a (M, A, N, C) pool is never
+copied to float64 whole.
+"""
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-_MEMO: dict[tuple[int, str], tuple[Any, Any]] = {}
-
-
-def memo(arr: np.ndarray, name: str, compute: Callable[[], Any], *, labels: np.ndarray | None = None) -> Any:
-    """``compute()`` once per live array object (and labels object): every target of a run shares
-    the pool's derived quantities (φ, log p_y, features) instead of recomputing them each.
-
-    Keyed by ``id(arr)``; the entry is dropped when ``arr`` is garbage-collected, and it keeps a
-    reference to ``labels`` (checked by identity), so a reused id can never return stale values.
-    """
-    key = (id(arr), name)
-    hit = _MEMO.get(key)
-    if hit is not None and hit[0] is labels:
-        return hit[1]
-    value = compute()
-    if hit is None:
-        weakref.finalize(arr, _MEMO.pop, key, None)
-    _MEMO[key] = (labels, value)
-    return value
-
-
-def memo_lookup(arr: np.ndarray, name: str, *, labels: np.ndarray | None = None) -> Any:
-    """What ``memo`` holds for ``arr`` and ``name`` (with these labels), or None: nothing is computed."""
-    hit = _MEMO.get((id(arr), name))
-    return hit[1] if hit is not None and hit[0] is labels else None
 
 
 def logsumexp(z: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
     """log Σ exp(z) along ``axis``, shifted by the maximum; −inf where every entry is −inf.
 
     A plain numpy version: scipy's (array-API) logsumexp is ~5× slower on (R, N, C) logits.
+
+    Examples
+    --------
+    >>> float(logsumexp(np.log(np.array([1.0, 3.0]))))
+    1.3862943611198906
     """
     z = np.asarray(z, dtype=np.float64)
     m = z.max(axis=axis, keepdims=True)
@@ -80,15 +63,24 @@ def _z_y_and_rest(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def true_logit_and_rest(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """z_y and logsumexp over j != y, both float64, for logits (..., N, C) and labels (N,)."""
+    """z_y and logsumexp over j != y, both float64, for logits (..., N, C) and labels (N,).
+
+    Examples
+    --------
+    >>> z_y, rest = true_logit_and_rest(np.array([[2.0, 0.0, 0.0]]), np.array([0]))
+    >>> float(z_y[0]), round(float(rest[0]), 6)
+    (2.0, 0.693147)
+    """
     return by_records(_z_y_and_rest, logits, labels)
 
 
-def _phi(z_y: np.ndarray, rest: np.ndarray) -> np.ndarray:
+def phi_from(z_y: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """LiRA's φ = z_y − logsumexp_{j≠y} z_j from the two parts of ``true_logit_and_rest``."""
     return z_y - rest
 
 
-def _logp_y(z_y: np.ndarray, rest: np.ndarray) -> np.ndarray:
+def logp_y_from(z_y: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """log p_y = z_y − logsumexp_j z_j from the two parts of ``true_logit_and_rest``."""
     return z_y - np.logaddexp(z_y, rest)
 
 
@@ -103,69 +95,18 @@ def scaled_logit(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     >>> float(scaled_logit(np.array([[2.0, 0.0]]), np.array([0]))[0])
     2.0
     """
-    return _phi(*true_logit_and_rest(logits, labels))
+    return phi_from(*true_logit_and_rest(logits, labels))
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """log p, (..., N, C) float64."""
-    return by_records(lambda z, _: z - logsumexp(z, axis=-1, keepdims=True), logits)
+    """log p, (..., N, C) float64.
 
-
-def true_class_logprob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """log p_y, float64, for logits (..., N, C)."""
-    return _logp_y(*true_logit_and_rest(logits, labels))
-
-
-# --- per-model statistics of a whole pool, computed once and shared by every target ---------
-
-
-def _pool_z_y_rest(pool: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """z_y and logsumexp_{j≠y} z_j of every model, (M, A, N) float64 each (memoised per pool)."""
-
-    def compute() -> tuple[np.ndarray, np.ndarray]:
-        parts = [by_records(_z_y_and_rest, pool[m], labels) for m in range(pool.shape[0])]
-        return np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts])
-
-    return memo(pool, "pool:z_y,rest", compute, labels=labels)
-
-
-#: statistics derived from (z_y, rest): LiRA's φ and log p_y (the loss is its negative)
-_FROM_Z_Y_REST: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {"phi": _phi, "logp_y": _logp_y}
-
-
-def pool_stat(view: Any, name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """A per-record statistic of every model in ``view.pool``, (M, A, N, ...) float64, memoised per pool.
-
-    ``name`` is "phi" or "logp_y", or any name for ``fn(logits (A, N, C), labels) -> (A, N, ...)``.
-    ``view`` is an ``AttackInput`` or ``PopSignals``: every target of a run shares one pool array,
-    so the references' statistics are computed once per run, not once per target.
+    Examples
+    --------
+    >>> np.exp(log_softmax(np.array([[0.0, 0.0]]))).tolist()
+    [[0.5, 0.5]]
     """
-    pool, labels = view.pool, view.labels
-    if fn is None:
-        return memo(pool, f"pool:{name}", lambda: _FROM_Z_Y_REST[name](*_pool_z_y_rest(pool, labels)), labels=labels)
-    return memo(pool, f"pool:{name}", lambda: np.stack([fn(pool[m], labels) for m in range(pool.shape[0])]),
-                labels=labels)
-
-
-def target_stat(view: Any, name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """The target's statistic (A, N, ...): from the pool's memo when another attack computed it,
-    else on the target's outputs alone (an attack that needs only the target does not pay for
-    every model's statistic: 1/M of the work)."""
-    if view.target_override is None:
-        full = memo_lookup(view.pool, f"pool:{name}", labels=view.labels)
-        if full is not None:
-            return full[view.target_index]
-    if fn is not None:
-        return fn(view.target, view.labels)
-    return _FROM_Z_Y_REST[name](*true_logit_and_rest(view.target, view.labels))
-
-
-def split_stat(
-    view: Any, name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(target (A, N, ...), references (R, A, N, ...)) of a per-model statistic; see ``pool_stat``."""
-    refs = pool_stat(view, name, fn)[view.others]
-    return target_stat(view, name, fn), refs  # the target's row from the memo just filled
+    return by_records(lambda z, _: z - logsumexp(z, axis=-1, keepdims=True), logits)
 
 
 def _shifted_exp(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -204,36 +145,6 @@ def log_one_minus_softmax(logits: np.ndarray) -> np.ndarray:
         return out
 
     return by_records(block, logits)
-
-
-def out_mean(values: np.ndarray, refs_out: np.ndarray, *, max_refs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-record mean of ``values`` over the references used as OUT for the record.
-
-    Parameters
-    ----------
-    values : (R, ..., N) float64
-    refs_out : (R, N) bool (``AttackInput.refs_out``)
-    max_refs : use only the first ``max_refs`` OUT references of each record (reference order); None = all
-
-    Returns
-    -------
-    mean : (..., N) float64 (NaN where a record has no OUT reference)
-    count : (N,) int, OUT references used per record
-    """
-    use = select_refs(refs_out, max_refs)
-    w = use.reshape(use.shape[:1] + (1,) * (values.ndim - 2) + use.shape[1:]).astype(np.float64)
-    count = use.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (w * values).sum(axis=0) / count
-    return mean, count
-
-
-def select_refs(mask: np.ndarray, max_refs: int | None) -> np.ndarray:
-    """Keep, per record (column), only the first ``max_refs`` True entries of ``mask`` (R, N)."""
-    mask = np.asarray(mask, dtype=bool)
-    if max_refs is None:
-        return mask
-    return mask & (np.cumsum(mask, axis=0) <= max_refs)
 
 
 def sorted_top_log_odds(logits: np.ndarray, k: int) -> np.ndarray:
