@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from miaudit.vulnerability import figures as figs
+from miaudit.report import figures as figs
 from miaudit.vulnerability.tsne import subsample, tsne_embedding
 
 
