@@ -192,7 +192,7 @@ def analyze(
     """(Re)run the vulnerability analysis of a finished run: which records leak, and why."""
     from miaudit.plugins import allow_run_dir_plugins
     from miaudit.report.summary import format_summary
-    from miaudit.vulnerability import reanalyze_run
+    from miaudit.pipeline.analysis import reanalyze_run
 
     _STATE["quiet"] = quiet or _STATE["quiet"]
     with allow_run_dir_plugins(allow_plugins), _progress() as progress:

@@ -12,7 +12,7 @@ import pytest
 
 from miaudit.config import load_config
 from miaudit.pipeline.run import run_audit
-from miaudit.vulnerability.figures import plot_metadata
+from miaudit.report.figures import plot_metadata
 
 pytestmark = pytest.mark.slow
 

@@ -81,7 +81,7 @@ def test_audit_of_signals_writes_the_vulnerable_records_from_logits_alone(tmp_pa
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("seed", range(4))  # 8 seeds, without the report: test_chance_permutation.py
+@pytest.mark.parametrize("seed", range(4))  # 8 seeds, without the report: vulnerability/test_chance.py
 def test_audit_of_signals_without_leakage_finds_a_set_within_chance(tmp_path, seed):
     """LiRA online forced: on this null pool it finds several records flagged in half their IN targets
     (0.36 expected by independent flags, which called them distinguishable for most seeds)."""

@@ -76,7 +76,7 @@ def audit_signals(
     signals : a ``Signals`` record, or the path of a signals ``.npz`` (``miaudit.signals.file``)
     out : run directory for results.json, summary.txt, scores/, figures/roc.png and, with
         ``analysis.vulnerability``, the per-record analysis (``vulnerable_records.csv``, ``analysis/``,
-        ``figures/deciles.png``; see ``vulnerability.analyze.analyze_signals``); None = attacks only, nothing written
+        ``figures/deciles.png``; see ``pipeline.analysis.analyze_signals``); None = attacks only, nothing written
     config : only ``seed``, ``audit`` and ``analysis`` are used (default: the defaults; see ``load_audit_config``)
     source_path : the file ``signals`` was read from, recorded with its SHA-256 in results.json
 
@@ -121,7 +121,7 @@ def audit_signals(
         vulnerability = None
         if config.analysis.vulnerability and attack_run.results:
             progress.stage("analysis")  # per-record analysis from the signals alone (no features, no images)
-            from miaudit.vulnerability.analyze import analyze_signals
+            from miaudit.pipeline.analysis import analyze_signals
 
             start = time.perf_counter()
             vulnerability = analyze_signals(root, config, signals, attack_run.targets, list(attack_run.results), progress)

@@ -148,7 +148,7 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
     vulnerability = None
     if config.analysis.vulnerability and attack_run.results:
         with timer("analysis", progress):  # which records leak, and why (miaudit.vulnerability)
-            from miaudit.vulnerability import analyze_run
+            from miaudit.pipeline.analysis import analyze_run
 
             vulnerability = analyze_run(rd.root, config, progress, targets=attack_run.targets,
                                         attacks=list(attack_run.results), dataset=dataset, splits=splits)

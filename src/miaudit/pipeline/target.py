@@ -384,7 +384,7 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
         vulnerability = None
         if config.analysis.vulnerability and attack_run.results:
             with timer("analysis", progress):  # which of the target's records leak, and why (miaudit.vulnerability)
-                from miaudit.vulnerability.analyze import analyze_target
+                from miaudit.pipeline.analysis import analyze_target
 
                 vulnerability = analyze_target(
                     rd.root, config, signals, ti, list(attack_run.results),

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from miaudit.io import atomic_path
-from miaudit.vulnerability.figures import PLOT_METADATA_KEY
+from miaudit.report.figures import PLOT_METADATA_KEY
 
 #: curves drawn with a dashed line: attacks without reference models
 _DASHED = {"none"}

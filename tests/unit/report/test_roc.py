@@ -47,7 +47,7 @@ def test_roc_colours_by_family_with_a_readable_legend_and_the_unreliable_range_r
     from matplotlib.colors import to_rgb
 
     from miaudit.report.roc import LEGEND_FONTSIZE, attack_family
-    from miaudit.vulnerability.figures import plot_metadata
+    from miaudit.report.figures import plot_metadata
 
     names = ["loss", "entropy", "calibrated-loss", "lira-online", "lira-offline-fixed", "rmia-online",
              "rmia-offline", "shokri", "label-only-gap", "label-only-augment", "my-plugin-attack"]

@@ -10,15 +10,17 @@ and pool weights; writes
 - ``figures/``: ``tsne.png``, ``deciles.png`` and, for images, ``gallery.png`` and ``gradcam.png``;
 
 and returns the ``vulnerability`` section of ``results.json`` (deterministic: no timing).
-Definitions: :mod:`.scores` (vulnerability, chance control, stability), :mod:`.outliers`
-(measures), :mod:`.stats` (tests), :mod:`.enrichment` (planted ground truth).
+This module reads and writes the run directory and loads the models; the numbers are in
+:mod:`miaudit.vulnerability` (``scores``: vulnerability, chance control, stability; ``chance``: the
+permutation control; ``measures`` and ``outliers``: the measures; ``stats``: the tests;
+``ranking``: attack choice and record order; ``tables``: the CSV and Markdown files;
+``enrichment``: planted ground truth), the embeddings and Grad-CAM in :mod:`miaudit.inference`,
+the figures in :mod:`miaudit.report.figures`.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io as _io
 import logging
 import time
 import zipfile
@@ -32,40 +34,37 @@ from miaudit.config import RunConfig, load_config
 from miaudit.data import Dataset, Splits, load_dataset
 from miaudit.errors import ConfigError, DataError
 from miaudit.io import fingerprint, load_npy, read_json, save_npz, write_json, write_text
-from miaudit.metrics import auc, fpr_key, is_reliable
+from miaudit.metrics import fpr_key, is_reliable
 from miaudit.progress import NullProgress, Progress
-from miaudit.results import rank_attacks
+from miaudit.report import figures as figs
 from miaudit.rundir import RunDir
 from miaudit.signals import Signals, load_signals
 from miaudit.vulnerability import enrichment as enr
-from miaudit.vulnerability import figures as figs
-from miaudit.vulnerability.outliers import HIGH_IS_ATYPICAL, MEASURES, feature_measures, logit_measures, reason_tags
+from miaudit.vulnerability.chance import chance_null_counts
+from miaudit.vulnerability.measures import FEATURE_MEASURES, MEASURES, MEASURES_VERSION
+from miaudit.vulnerability.outliers import feature_measures, logit_measures, out_prediction, reason_counts, reason_tags
+from miaudit.vulnerability.ranking import (
+    RANKING,
+    attack_strength,
+    choose_attack,
+    rank_records,
+    score_beyond_nonmembers,
+    typical_records,
+)
 from miaudit.vulnerability.scores import (
     RecordVulnerability,
     chance_control,
     chance_jaccard,
     jaccard,
-    permuted_memberships,
     record_vulnerability,
     stability_across_targets,
     stability_between_sets,
 )
-from miaudit.vulnerability.stats import control_sample, decile_table, excess_sets, mann_whitney, spearman
+from miaudit.vulnerability.stats import excess_sets, excess_summary, measure_statistics
+from miaudit.vulnerability.tables import class_name, top_table, write_deciles_csv, write_records_csv
 from miaudit.vulnerability.tsne import subsample, tsne_embedding
 
 log = logging.getLogger(__name__)
-
-#: bump when a measure's definition changes, so cached measures are recomputed
-MEASURES_VERSION = 1
-
-MEASURE_NOTES = {
-    "centroid_distance": "distance to the class centroid in penultimate space / class RMS spread (OUT models)",
-    "knn_disagreement": "share of k nearest unseen records with another label (OUT models)",
-    "lof": "local outlier factor within the class (OUT models)",
-    "confidence_out": "mean true-class probability under OUT models (low = hard)",
-    "margin_out": "mean p_y - max other p under OUT models (low = hard)",
-    "memorisation": "mean p_y IN minus OUT (Feldman)",
-}
 
 
 @dataclass
@@ -98,7 +97,7 @@ class _Clock:
 
 
 def load_splits(rd: RunDir) -> Splits:
-    path = rd.root / "splits.npz"
+    path = rd.splits
     if not path.is_file():
         raise DataError(f"{path} not found: is {rd.root} a miaudit run directory?")
     try:
@@ -114,7 +113,7 @@ def load_splits(rd: RunDir) -> Splits:
 
 def load_run_config(run_dir: Path | str, overrides: Sequence[str] = ()) -> RunConfig:
     """The run's ``config.resolved.yaml`` with ``--set analysis.*`` overrides (others are refused)."""
-    path = Path(run_dir) / "config.resolved.yaml"
+    path = RunDir(Path(run_dir)).resolved_config
     if not path.is_file():
         raise DataError(f"{path} not found: {run_dir} is not a finished miaudit run directory")
     bad = [o for o in overrides if not o.split("=", 1)[0].strip().startswith("analysis.")]
@@ -133,46 +132,18 @@ def record_hashes(x: np.ndarray) -> np.ndarray:
                     dtype=np.int64)
 
 
-def _attack_strength(rv: RecordVulnerability, scores: np.ndarray) -> dict:
-    aucs = [auc(scores[t], rv.member[t]) for t in range(len(scores)) if 0 < rv.member[t].sum() < len(scores[t])]
-    return {"tpr_at_alpha": float(np.mean(rv.tpr_per_target())), "auc": float(np.mean(aucs)) if aucs else None}
-
-
-def choose_attack(strength: dict[str, dict], requested: str | None) -> tuple[str, str]:
-    """The configured attack, or the strongest: highest mean TPR at α, then AUC, then name."""
-    if not strength:
-        raise ConfigError("analysis: no attack scores in this run (scores/*.npy); run the attacks first")
-    if requested is not None:
-        if requested not in strength:
-            raise ConfigError(
-                f"analysis.attack: {requested!r} has no scores in this run (available: {', '.join(sorted(strength))})"
-            )
-        return requested, "configured (analysis.attack)"
-    best = rank_attacks({n: (s["tpr_at_alpha"], s["auc"]) for n, s in strength.items()})[0]
-    return best, "strongest available: highest mean TPR at alpha over targets (ties: AUC)"
-
-
 def _embedder(config: RunConfig, rd: RunDir, dataset: Dataset, splits: Splits, device, models=None):  # noqa: ANN001, ANN202
     """(m, audit rows) -> (features of those audit records, of the population) under member m
     (``models[m]`` when given, e.g. the target of a target audit, else the pool's saved member)."""
-    import torch
-
+    from miaudit.inference.embeddings import embed as features
     from miaudit.pipeline.pool import load_member
-
-    def feats(model, x: np.ndarray) -> np.ndarray:  # noqa: ANN001
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(x), 1024):
-                xb = torch.from_numpy(np.ascontiguousarray(x[i : i + 1024])).to(device)
-                out.append(model.embed(xb).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
     def embed(m: int, rows: np.ndarray, population: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         held = models or {}
         model = held[m] if m in held else load_member(config, dataset.input_shape, dataset.n_classes, rd, m)
         model = model.to(device)
-        pop = feats(model, dataset.x[splits.population]) if population else None
-        return feats(model, dataset.x[splits.audit[rows]]), pop
+        pop = features(model, dataset.x[splits.population], device=device) if population else None
+        return features(model, dataset.x[splits.audit[rows]], device=device), pop
 
     return embed
 
@@ -183,7 +154,7 @@ def compute_outliers(
     """Every measure per audited record (cached in analysis/outliers.npz under the pool fingerprint)."""
     cfg = config.analysis
     key = fingerprint({"pool": config.pool_fingerprint(), "knn_k": cfg.knn_k, "lof_k": cfg.lof_k, "v": MEASURES_VERSION})
-    cache = rd.root / "analysis" / "outliers.npz"
+    cache = rd.analysis / "outliers.npz"
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
             if str(z["fingerprint"]) == key:
@@ -285,14 +256,12 @@ def analyze_run(
     if dataset.kind == "image":
         _image_figures(config, rd, inp, rv, measures, ctx.order, ctx.pred_out, ctx.rank_score, device, out["figures"])
         clock.lap("images")
-    write_json(rd.root / "analysis" / "timing.json", clock.as_dict())
+    write_json(rd.analysis / "timing.json", clock.as_dict())
     return out
 
 
 #: what an audit of a signals file cannot compute, and why (said in results.json and the report)
-NEEDS_FEATURES = dict.fromkeys(
-    ("centroid_distance", "knn_disagreement", "lof"), "needs the models' penultimate features; a signals file holds logits only"
-)
+NEEDS_FEATURES = dict.fromkeys(FEATURE_MEASURES, "needs the models' penultimate features; a signals file holds logits only")
 NEEDS_MODELS_FIGURES = {
     "tsne.png": "needs the models' penultimate features",
     "gallery.png": "needs the records themselves",
@@ -330,14 +299,14 @@ def analyze_signals(
     out["skipped_measures"] = dict(NEEDS_FEATURES)
     out["skipped_figures"] = dict(NEEDS_MODELS_FIGURES)
     out["record_ids"] = "row of the signals file (0-based)"
-    write_json(rd.root / "analysis" / "timing.json", clock.as_dict())
+    write_json(rd.analysis / "timing.json", clock.as_dict())
     return out
 
 
 #: what a target audit cannot compute, and why (said in results.json, the summary and the report)
 TARGET_SKIPS = {
     "no_references": "references: none gives no model besides the target to measure the records by",
-    "memorisation": "needs references that trained on the record (IN); references: offline trains none on the audited records",
+    "needs_in_models": "needs references that trained on the record (IN); references: offline trains none on the audited records",
     "onnx": "needs the target's penultimate features and gradients; an ONNX target answers with its outputs only",
 }
 
@@ -416,8 +385,9 @@ def analyze_target(
                 knn_k=cfg.knn_k, lof_k=cfg.lof_k, n_jobs=max(1, torch.get_num_threads()), advance=advance))
         measures.update(logit_measures(np.asarray(signals.logits[:ti, 0]), labels, ref_in))
         if not ref_in.any():
-            del measures["memorisation"]
-            skipped["memorisation"] = TARGET_SKIPS["memorisation"]
+            for name in (n for n, m in MEASURES.items() if m.needs_in_models):
+                del measures[name]
+                skipped[name] = TARGET_SKIPS["needs_in_models"]
     clock.lap("outliers")
 
     ids = dataset.ids[splits.audit]
@@ -454,7 +424,7 @@ def analyze_target(
     out["record_ids"] = "row of the target audit's records (members first, then non-members); see origin"
     out["chance_control"] = ("target mode: chance = alpha x audited members; distinguishable when the bootstrap "
                              "95% interval of the target's TPR at alpha lies above alpha (target.identifiable)")
-    write_json(rd.root / "analysis" / "timing.json", clock.as_dict())
+    write_json(rd.analysis / "timing.json", clock.as_dict())
     return out
 
 
@@ -477,43 +447,6 @@ class _Core:
     pred_out: np.ndarray  # (N,) class most often predicted by the models where the record is OUT
 
 
-def chance_null_counts(
-    signals: Signals, targets: list[int], attack: str, params: dict | None, *, seed: int, alphas: Sequence[float],
-    cut: float, n_designs: int, progress: Progress | None = None,
-) -> dict[float, np.ndarray]:
-    """Vulnerable-set sizes of ``attack`` under ``n_designs`` random membership designs (the permutation
-    chance control, :mod:`.scores`): per α, (n_designs,) int64.
-
-    The attack is re-run as ``audit.run_attacks`` runs it (``_target_inputs``, ``AttackSpec.run``, the
-    same seed and parameters) on the same outputs, over the same targets, with the design replaced by
-    :func:`.scores.permuted_memberships` of the pool's; the set is sized by the same rule. The logits
-    are the same for every design, so one ``PoolStats`` serves them all: the attacks' per-model
-    quantities are computed once.
-    """
-    from dataclasses import replace
-
-    from miaudit.attacks import ATTACKS
-    from miaudit.pipeline.attack import _target_inputs, pool_stats
-
-    progress = progress or NullProgress()
-    spec = ATTACKS.get(attack, where="analysis.attack")
-    logits = np.asarray(signals.logits)  # (M, A, N, C)
-    base = replace(signals, logits=logits)
-    stats = pool_stats(base)  # shared by every design
-    counts: dict[float, list[int]] = {a: [] for a in alphas}
-    with progress.bar("chance permutations", n_designs) as advance:
-        for fake in permuted_memberships(np.asarray(signals.in_mask), n_designs, seed):
-            sig = replace(base, in_mask=fake)
-            scores = np.empty((len(targets), logits.shape[2]))  # (T, N)
-            for i, inp in _target_inputs(sig, targets, seed, stats):
-                scores[i] = spec.run(inp, params)[0]
-            member = fake[targets]  # (T, N)
-            for a in alphas:
-                counts[a].append(int(record_vulnerability(scores, member, a, cut).vulnerable.sum()))
-            advance(1)
-    return {a: np.array(c, dtype=np.int64) for a, c in counts.items()}
-
-
 def _per_record(rd: RunDir, config: RunConfig, signals: Signals, targets: list[int], attacks: list[str],
                 progress: Progress | None = None, clock: _Clock | None = None) -> _Core:
     """Vulnerability of every attack with scores in ``rd.scores``, the chosen attack, chance control, stability."""
@@ -525,7 +458,7 @@ def _per_record(rd: RunDir, config: RunConfig, signals: Signals, targets: list[i
     per_attack: dict[str, RecordVulnerability] = {}
     strength: dict[str, dict] = {}
     for name in attacks:
-        path = rd.scores / f"{name}.npy"
+        path = rd.attack_scores(name)
         if not path.is_file():
             continue
         s = load_npy(path)
@@ -534,7 +467,7 @@ def _per_record(rd: RunDir, config: RunConfig, signals: Signals, targets: list[i
             continue
         scores[name] = s
         per_attack[name] = record_vulnerability(s, member, alpha, cfg.cut)
-        strength[name] = _attack_strength(per_attack[name], s)
+        strength[name] = attack_strength(per_attack[name], s)
     attack, why = choose_attack(strength, cfg.attack)
     rv = per_attack[attack]
     alphas = [alpha, *(a for a in cfg.extra_alphas if a != alpha)]
@@ -543,8 +476,12 @@ def _per_record(rd: RunDir, config: RunConfig, signals: Signals, targets: list[i
         if clock is not None:
             clock.lap("vulnerability")
         start = time.perf_counter()
-        null = chance_null_counts(signals, targets, attack, config.audit.attack_params.get(attack), seed=config.seed,
-                                  alphas=alphas, cut=cfg.cut, n_designs=cfg.chance_permutations, progress=progress)
+        null = chance_null_counts(
+            attack, config.audit.attack_params.get(attack), signals.logits, signals.in_mask, signals.labels, targets,
+            seed=config.seed, alphas=alphas, cut=cfg.cut, n_designs=cfg.chance_permutations,
+            population_logits=signals.population_logits, population_labels=signals.population_labels,
+            is_image=signals.is_image, features=signals.features, population_features=signals.population_features,
+            progress=progress)
         log.info("chance control: %d random designs of %s in %.1f s", cfg.chance_permutations, attack,
                  time.perf_counter() - start)
         if clock is not None:
@@ -572,59 +509,7 @@ def _per_record(rd: RunDir, config: RunConfig, signals: Signals, targets: list[i
     return _Core(rv=rv, attack=attack, why=why, scores=scores, per_attack=per_attack, strength=strength,
                  control=control, by_alpha=by_alpha, flagged_by=flagged_by, stability=stability, labels=labels,
                  n_targets=len(targets),
-                 pred_out=_out_prediction(np.asarray(signals.logits[:, 0]), np.asarray(signals.in_mask)))
-
-
-def score_beyond_nonmembers(scores: np.ndarray, member: np.ndarray) -> np.ndarray:
-    """Per record, the mean over its IN targets of (s − median_out) / (1.4826 · MAD_out): how far its
-    attack score lies above that target's non-member scores, in their robust standard deviations.
-
-    The vulnerability (mean −log10 p-value) stops at log10(1 + non-members) once a record scores
-    above every non-member, so the most exposed records tie there; this score keeps growing and
-    orders them (the attack's own scale, e.g. LiRA's likelihood ratio, standardised per target so
-    targets can be averaged). Median and MAD, not mean and SD: non-member scores of LiRA and
-    the loss attacks are heavy-tailed, and a few extreme non-members would shrink every value.
-    A target whose MAD is 0 uses the SD, then 1.
-
-    Parameters
-    ----------
-    scores, member : (T, N)
-
-    Returns
-    -------
-    (N,) float64, NaN for records IN no target.
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    m = np.asarray(member, dtype=bool)
-    z = np.zeros_like(s)
-    for t in range(len(s)):
-        out = s[t][~m[t]]
-        if not len(out):
-            continue
-        mid = float(np.median(out))
-        scale = 1.4826 * float(np.median(np.abs(out - mid)))
-        scale = scale if scale > 0 else (float(out.std()) or 1.0)
-        z[t] = (s[t] - mid) / scale
-    n_in = m.sum(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_in > 0, (z * m).sum(0) / np.maximum(n_in, 1), np.nan)
-
-
-def rank_records(rv: RecordVulnerability, beyond: np.ndarray) -> np.ndarray:
-    """Record indices, most exposed first: TP frequency, then vulnerability, then the score beyond the
-    non-members, NaN last, stable.
-
-    The vulnerability is clipped at the lowest ceiling of any target, log10(1 + fewest non-members):
-    above it a record beats every non-member and the rest is only the targets' non-member counts
-    (4.0021 vs 4.0020), so such records tie and the score beyond the non-members orders them. Below
-    the ceiling it is compared to 0.001 for the same reason.
-    """
-    n_out = (~rv.member).sum(1)
-    ceiling = float(np.log10(1 + n_out.min())) if len(n_out) else np.inf
-    # to 0.001: smaller differences only reflect the targets' non-member counts, as above the ceiling
-    vuln = np.round(np.minimum(rv.vulnerability, ceiling), 3)
-    keys = [np.where(np.isfinite(k) & rv.audited, k, -np.inf) for k in (rv.tp_frequency, vuln, beyond)]
-    return np.lexsort((np.arange(len(beyond)), -keys[2], -keys[1], -keys[0]))
+                 pred_out=out_prediction(np.asarray(signals.logits[:, 0]), np.asarray(signals.in_mask)))
 
 
 @dataclass
@@ -656,17 +541,17 @@ def _measures_tables_figures(rd, config, core: _Core, measures, ids, class_names
     clock.lap("statistics")
 
     pred_out = core.pred_out
-    _write_records_csv(rd.root / "vulnerable_records.csv", order, audited, ids, labels, class_names, rv,
+    write_records_csv(rd.vulnerable_records, order, audited, ids, labels, class_names, rv,
                        core.flagged_by, measures, tags, planted, pred_out, beyond, lead,
                        every_record)
     extra = {"record_hash": hashes} if hashes is not None else {}
-    save_npz(rd.root / "analysis" / "vulnerability.npz", record_ids=ids, **extra,
+    save_npz(rd.analysis / "vulnerability.npz", record_ids=ids, **extra,
              tp_frequency=rv.tp_frequency, vulnerability=rv.vulnerability, vulnerable=rv.vulnerable,
              n_in=rv.n_in, attack=np.array(attack), alpha=np.array(rv.alpha))
     top = [i for i in order if audited[i]][: cfg.top_k]
-    _write_deciles_csv(rd.root / "analysis" / "deciles.csv", statistics)
-    write_text(rd.root / "analysis" / "top_vulnerable.md",
-               _top_table(top, ids, labels, class_names, rv, measures, tags, planted, pred_out, beyond))
+    write_deciles_csv(rd.analysis / "deciles.csv", statistics)
+    write_text(rd.analysis / "top_vulnerable.md",
+               top_table(top, ids, labels, class_names, rv, measures, tags, planted, pred_out, beyond))
     clock.lap("tables")
 
     figures = []
@@ -696,202 +581,11 @@ def _measures_tables_figures(rd, config, core: _Core, measures, ids, class_names
         "enrichment": enrichment,
         "statistics_natural_only": natural_stats,
         "excess_over_false_alarms": excess_summary(statistics, rv),
-        "reason_counts": _reason_counts(tags[rv.vulnerable]),
+        "reason_counts": reason_counts(tags[rv.vulnerable]),
         "top_records": [int(ids[i]) for i in top],
         "figures": figures,
     }
     return out, _Tables(order=order, pred_out=pred_out, rank_score=beyond)
-
-
-#: how records are ordered in vulnerable_records.csv and the top-k table (results.json says it)
-RANKING = ("TP frequency, then vulnerability (clipped at its lowest ceiling, log10(1 + fewest non-members of a "
-           "target)), then score_beyond_nonmembers (mean over IN targets of the attack score minus the non-members' "
-           "median, in their robust standard deviations, 1.4826 MAD), which orders the records tied at that ceiling")
-
-
-# --------------------------------------------------------------------------------------------
-
-
-def measure_statistics(
-    measures: dict[str, np.ndarray], rv: RecordVulnerability, eligible: np.ndarray, rng: np.random.Generator,
-    *, deciles: bool = True,
-) -> dict:
-    """Per measure, over the ``eligible`` records: Mann–Whitney against an equally sized random
-    control, AUROC against all the rest, Spearman against vulnerability and TP frequency, deciles."""
-    vul = rv.vulnerable & eligible
-    control_idx = control_sample(vul, eligible, rng)
-    vul_idx = np.flatnonzero(vul)
-    rest = eligible & ~vul
-    # excess over false alarms: what atypical records get flagged for when NOT trained on
-    false_alarm, excess = excess_sets(rv.flags, rv.member, rv.cut)
-    false_alarm, excess = false_alarm & eligible, excess & eligible
-    excess_idx = np.flatnonzero(excess)
-    excess_control = control_sample(excess, eligible, rng)
-    out = {}
-    # each measure's decile intervals get their own stream, so they do not depend on which other
-    # measures were computed (an audit of signals has the logit measures only)
-    decile_seed = int(rng.integers(2**63))
-    for name in [k for k in MEASURES if k in measures]:
-        v = measures[name]
-        ve = np.where(eligible, v, np.nan)
-        out[name] = {
-            "description": MEASURE_NOTES[name],
-            "atypical_when": "high" if HIGH_IS_ATYPICAL[name] else "low",
-            "vs_random_sample": mann_whitney(v[vul_idx], v[control_idx]),
-            "auroc_vs_rest": mann_whitney(v[vul_idx], v[rest])["auroc"],
-            "spearman_vs_vulnerability": spearman(np.where(eligible, rv.vulnerability, np.nan), ve),
-            "spearman_vs_tp_frequency": spearman(np.where(eligible, rv.tp_frequency, np.nan), ve),
-            # the same AUROC for records flagged as false alarms (OUT control) and for the records
-            # flagged at least `cut` more often IN than OUT (stats.excess_sets)
-            "false_alarms_auroc_vs_rest": mann_whitney(v[false_alarm], v[eligible & ~false_alarm])["auroc"],
-            "excess_vulnerable_vs_random_sample": mann_whitney(v[excess_idx], v[excess_control]),
-            "excess_vulnerable_auroc_vs_rest": mann_whitney(v[excess], v[eligible & ~excess])["auroc"],
-            "n_false_alarms": int(false_alarm.sum()),
-            "n_excess_vulnerable": int(excess.sum()),
-        }
-        if deciles:
-            out[name]["deciles"] = decile_table(ve, rv.flags, rv.member,
-                                              rng=np.random.default_rng([decile_seed, MEASURES.index(name)]))
-    return out
-
-
-def excess_summary(statistics: dict, rv: RecordVulnerability) -> dict:
-    """How much of "vulnerable ⇒ outlier" remains beyond what outliers get flagged for anyway.
-
-    Per measure, the AUROC (atypical = high) of the vulnerable set, of the false-alarm set (OUT
-    control) and of the excess-vulnerable set against the rest (``stats.excess_sets``); the
-    ``statement`` names the measure with the strongest vulnerable-set effect.
-    """
-    def oriented(x: float | None, name: str) -> float | None:
-        return None if x is None else (x if HIGH_IS_ATYPICAL[name] else 1.0 - x)
-
-    per = {}
-    for name in MEASURES:
-        st = statistics.get(name)
-        if st is None:
-            continue
-        per[name] = {
-            "vulnerable": oriented(st["auroc_vs_rest"], name),
-            "false_alarms": oriented(st["false_alarms_auroc_vs_rest"], name),
-            "excess_vulnerable": oriented(st["excess_vulnerable_auroc_vs_rest"], name),
-        }
-    first = next(iter(statistics.values()), {})
-    out = {
-        "definition": (
-            "false alarms: flagged in at least `cut` of the targets where the record is OUT; excess-vulnerable: "
-            "TP frequency minus FP frequency at least `cut`. AUROCs oriented so that 0.5 = no link and "
-            "above 0.5 = the set is more atypical than the rest"
-        ),
-        "n_vulnerable": int(rv.vulnerable.sum()),
-        "n_false_alarms": first.get("n_false_alarms"),
-        "n_excess_vulnerable": first.get("n_excess_vulnerable"),
-        "auroc_atypical": per,
-    }
-    ok = {k: v for k, v in per.items() if v["vulnerable"] is not None}
-    if ok:
-        best = max(ok, key=lambda k: abs(ok[k]["vulnerable"] - 0.5))
-        b = ok[best]
-
-        def f(x: float | None) -> str:
-            return "n/a" if x is None else f"{x:.3f}"
-
-        out["statement"] = (
-            f"beyond false alarms: by {best}, the vulnerable set has AUROC {f(b['vulnerable'])} against the rest, "
-            f"but records flagged when NOT trained on ({out['n_false_alarms']}) have {f(b['false_alarms'])}; "
-            f"records flagged at least {rv.cut:.0%} more often IN than OUT ({out['n_excess_vulnerable']}) have "
-            f"{f(b['excess_vulnerable'])} (0.5 = no link)"
-        )
-    return out
-
-
-def _out_prediction(plain_logits: np.ndarray, in_mask: np.ndarray) -> np.ndarray:
-    """Per record, the class most often predicted by the members where it is OUT (-1 if none)."""
-    m, n, c = plain_logits.shape
-    counts = np.zeros((n, c), np.int64)
-    rows = np.arange(n)
-    for j in range(m):
-        out = ~in_mask[j]
-        np.add.at(counts, (rows[out], plain_logits[j].argmax(-1)[out]), 1)
-    pred = counts.argmax(1)
-    pred[counts.sum(1) == 0] = -1
-    return pred
-
-
-def _reason_counts(tags: np.ndarray) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for t in tags:
-        for part in str(t).split("+"):
-            counts[part] = counts.get(part, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def _class_name(class_names: Sequence[str], k: int) -> str:
-    return class_names[k] if 0 <= k < len(class_names) else "?"
-
-
-def _fmt(x: float) -> str:
-    return "" if not np.isfinite(x) else f"{x:.6g}"
-
-
-def _write_records_csv(path, order, audited, ids, labels, class_names, rv, flagged_by, measures, tags, planted,  # noqa: ANN001
-                       pred_out, beyond, lead=None, every_record=False):
-    names = [k for k in MEASURES if k in measures]
-    lead = lead or {}
-    buf = _io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    header = [*lead, "record_id", "label", "class_name", "vulnerable", "vulnerability", "score_beyond_nonmembers",
-              "tp_frequency", "tp_count", "n_in_targets", "score", "flagged_by", *names, "predicted_out", "reason"]
-    if planted is not None:
-        header.append("planted")
-    w.writerow(header)
-    for i in order:
-        if not audited[i] and not every_record:
-            continue
-        row = [*(str(v[i]) for v in lead.values()), int(ids[i]), int(labels[i]), _class_name(class_names, int(labels[i])), int(rv.vulnerable[i]),
-               _fmt(rv.vulnerability[i]), _fmt(beyond[i]), _fmt(rv.tp_frequency[i]), int(rv.tp_count[i]),
-               int(rv.n_in[i]), _fmt(rv.mean_score[i]), flagged_by[i], *(_fmt(measures[k][i]) for k in names),
-               int(pred_out[i]), tags[i]]
-        if planted is not None:
-            row.append(planted[i] or "")
-        w.writerow(row)
-    write_text(path, buf.getvalue())
-
-
-def _write_deciles_csv(path: Path, statistics: dict) -> None:
-    buf = _io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    ci = ("tpr_ci95", "fpr_ci95", "excess_ci95")
-    w.writerow(["measure", "bin", "lo", "hi", "n_records", "n_bins", "tpr", "fpr", "excess",
-                *[f"{k[:-5]}_{end}" for k in ci for end in ("lo", "hi")]])
-    for name, st in statistics.items():
-        for r in st["deciles"]:
-            bounds = [_fmt(x) for k in ci for x in (r.get(k) or [float("nan")] * 2)]
-            w.writerow([name, r["bin"], _fmt(r["lo"]), _fmt(r["hi"]), r["n_records"], r["n_bins"], _fmt(r["tpr"]),
-                        _fmt(r["fpr"]), _fmt(r["excess"]), *bounds])
-    write_text(path, buf.getvalue())
-
-
-#: short column names of the measures in top_vulnerable.md
-_SHORT = {"centroid_distance": "dist", "knn_disagreement": "kNN-dis", "lof": "LOF", "confidence_out": "conf-OUT",
-          "margin_out": "margin-OUT", "memorisation": "memo"}
-
-
-def _top_table(top, ids, labels, class_names, rv, measures, tags, planted, pred_out, beyond) -> str:  # noqa: ANN001
-    names = [k for k in MEASURES if k in measures and k != "margin_out"]
-    header = ["rank", "record", "label", "OUT-pred", "TP", "vuln", "beyond", *(_SHORT[k] for k in names), "reason"]
-    if planted is not None:
-        header.append("planted")
-    rows = []
-    for r, i in enumerate(top, 1):
-        row = [str(r), str(int(ids[i])), _class_name(class_names, int(labels[i])),
-               _class_name(class_names, int(pred_out[i])), f"{int(rv.tp_count[i])}/{int(rv.n_in[i])}",
-               f"{rv.vulnerability[i]:.2f}", f"{beyond[i]:.2f}", *(f"{measures[k][i]:.2f}" for k in names), str(tags[i])]
-        if planted is not None:
-            row.append(planted[i] or "-")
-        rows.append(row)
-    note = ("\nvuln: mean -log10 p-value over IN targets (its ceiling is log10(1 + non-members)); beyond: attack score "
-            "above the non-members' median in their robust SDs (orders records tied at the ceiling)\n")
-    return f"# Top {len(top)} vulnerable records\n\n" + figs.markdown_table(header, rows) + note
 
 
 def _tsne_figures(config, rd, inp, rv, measures, device, n_jobs, figures) -> dict:  # noqa: ANN001
@@ -926,18 +620,6 @@ def _tsne_figures(config, rd, inp, rv, measures, device, n_jobs, figures) -> dic
             "colour_by": "centroid_distance" if many else "class"}
 
 
-def _typical_of(i: int, labels: np.ndarray, pool: np.ndarray, measures: dict, used: set[int], k: int) -> list[int]:
-    """Up to ``k`` records of ``i``'s class from ``pool``, the most typical first (nearest the class centroid;
-    ties and missing distances: most confident under OUT models), none of ``used``."""
-    cand = np.flatnonzero(pool & (labels == labels[i]))
-    d = measures["centroid_distance"][cand]
-    conf = measures["confidence_out"][cand]
-    order = np.lexsort((cand, -np.nan_to_num(conf, nan=-np.inf), np.nan_to_num(d, nan=np.inf)))
-    picks = [int(j) for j in cand[order] if int(j) not in used][:k]
-    used.update(picks)
-    return picks
-
-
 #: typical records of the same class shown beside each vulnerable one in the gallery; records shown at most
 GALLERY_TYPICAL = 2
 GALLERY_MAX = 12
@@ -963,9 +645,9 @@ def _image_figures(config, rd, inp, rv, measures, order, pred_out, rank_score, d
         return "trained on it" if in_t0[i] else "never saw it"
 
     def record_meta(i: int) -> dict:
-        return {"record_id": int(ids[i]), "label": _class_name(names, int(labels[i])), "model": int(t0),
-                "model_trained_on_it": bool(in_t0[i]), "model_pred": _class_name(names, int(pred_t0[i])),
-                "out_pred": _class_name(names, int(pred_out[i]))}
+        return {"record_id": int(ids[i]), "label": class_name(names, int(labels[i])), "model": int(t0),
+                "model_trained_on_it": bool(in_t0[i]), "model_pred": class_name(names, int(pred_t0[i])),
+                "out_pred": class_name(names, int(pred_out[i]))}
 
     ranked = [i for i in order if rv.vulnerable[i]]
     top = ranked[: min(cfg.top_k, GALLERY_MAX)]
@@ -973,14 +655,14 @@ def _image_figures(config, rd, inp, rv, measures, order, pred_out, rank_score, d
         used: set[int] = set()
         groups = []
         for i in top:
-            typ = _typical_of(i, labels, typical_pool, measures, used, GALLERY_TYPICAL)
+            typ = typical_records(i, labels, typical_pool, measures, used, GALLERY_TYPICAL)
             groups.append({
                 "image": x_audit[i], "meta": record_meta(i),
-                "title": (f"#{int(ids[i])} {_class_name(names, int(labels[i]))}\n"
-                          f"model {t0} ({'IN' if in_t0[i] else 'OUT'}): {_class_name(names, int(pred_t0[i]))}\n"
-                          f"unseen: {_class_name(names, int(pred_out[i]))}\nflagged {int(rv.tp_count[i])}/{int(rv.n_in[i])}"),
+                "title": (f"#{int(ids[i])} {class_name(names, int(labels[i]))}\n"
+                          f"model {t0} ({'IN' if in_t0[i] else 'OUT'}): {class_name(names, int(pred_t0[i]))}\n"
+                          f"unseen: {class_name(names, int(pred_out[i]))}\nflagged {int(rv.tp_count[i])}/{int(rv.n_in[i])}"),
                 "typical": [(x_audit[j], f"typical #{int(ids[j])}\nmodel {t0} ({'IN' if in_t0[j] else 'OUT'}): "
-                             f"{_class_name(names, int(pred_t0[j]))}", record_meta(j)) for j in typ],
+                             f"{class_name(names, int(pred_t0[j]))}", record_meta(j)) for j in typ],
             })
         figs.plot_gallery(groups, rd.figures / "gallery.png", suptitle=(
             f"Top {len(top)} vulnerable records at FPR {rv.alpha:g} (red), each beside typical records of its class.\n"
@@ -992,14 +674,14 @@ def _image_figures(config, rd, inp, rv, measures, order, pred_out, rank_score, d
     model = inp.models[t0] if t0 in inp.models else load_member(config, ds.input_shape, ds.n_classes, RunDir(rd.root), t0)
     if getattr(model, "cam_layer", None) is None is None or not ranked:
         return
-    from miaudit.vulnerability.gradcam import gradcam_maps
+    from miaudit.inference.gradcam import gradcam_maps
 
     # model t0 explains records it trained on: the vulnerable ones it leaks, and typical ones it also saw
     vul = [i for i in ranked if in_t0[i]][: cfg.gradcam_k]
     used = set()
     typ = []
     for i in vul:
-        pick = _typical_of(i, labels, typical_pool & in_t0, measures, used, 1)
+        pick = typical_records(i, labels, typical_pool & in_t0, measures, used, 1)
         if pick:
             typ.append((i, pick[0]))
     if not typ:
@@ -1010,8 +692,8 @@ def _image_figures(config, rd, inp, rv, measures, order, pred_out, rank_score, d
     t_maps = gradcam_maps(model, x_audit[t_idx], labels[t_idx], device=device)
 
     def title(i: int) -> str:
-        return (f"#{int(ids[i])} {_class_name(names, int(labels[i]))}\n"
-                f"model {t0} ({status(i)}): {_class_name(names, int(pred_t0[i]))}")
+        return (f"#{int(ids[i])} {class_name(names, int(labels[i]))}\n"
+                f"model {t0} ({status(i)}): {class_name(names, int(pred_t0[i]))}")
 
     figs.plot_gradcam(x_audit[v_idx], v_maps, [title(i) for i in v_idx], x_audit[t_idx], t_maps,
                       [title(i) for i in t_idx], rd.figures / "gradcam.png",
@@ -1038,14 +720,14 @@ def _compare_run(other: Path, attack: str, alpha: float, cut: float, ids: np.nda
     """Jaccard of this run's vulnerable set with another run's, over the records both audit."""
     ord_ = check_compare_dir(other)
     res = read_json(ord_.results)
-    path = ord_.scores / f"{attack}.npy"
+    path = ord_.attack_scores(attack)
     if not path.is_file():
         raise DataError(f"--compare {other}: no scores for attack {attack!r} (set analysis.attack to one both runs have)")
     sig_mask = load_npy(ord_.signals / "in_mask.npy")
     member = sig_mask[list(res["pool"]["targets"])]
     o_rv = record_vulnerability(load_npy(path), member, alpha, cut)
     o_ids = load_npy(ord_.signals / "record_ids.npy")
-    cached = ord_.root / "analysis" / "vulnerability.npz"
+    cached = ord_.analysis / "vulnerability.npz"
     o_hash = None
     if cached.is_file():
         with np.load(cached, allow_pickle=False) as z:
@@ -1101,10 +783,10 @@ def reanalyze_run(
         start = time.perf_counter()
         results["vulnerability"] = analyze_run(rd.root, config, progress, compare=compare)
         results["config"] = config.model_dump(mode="json")
-        write_text(rd.root / "config.resolved.yaml", config.to_yaml())
+        write_text(rd.resolved_config, config.to_yaml())
         write_json(rd.results, results)
-        write_text(rd.root / "summary.txt", format_summary(results))
-        timing_path = rd.root / "timing.json"
+        write_text(rd.summary, format_summary(results))
+        timing_path = rd.timing
         timing = read_json(timing_path) if timing_path.is_file() else {}
         timing.setdefault("stages_s", {})["analysis"] = time.perf_counter() - start
         write_json(timing_path, timing)

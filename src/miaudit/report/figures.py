@@ -299,10 +299,3 @@ def plot_gradcam(
              "typical_titles": list(typical_titles)}
     save_figure(fig, path, drawn)
     return drawn
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub-flavoured Markdown table."""
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out) + "\n"

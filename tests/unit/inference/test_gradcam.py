@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from miaudit.models import build_model
-from miaudit.vulnerability.gradcam import gradcam_maps
+from miaudit.inference.gradcam import gradcam_maps
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
