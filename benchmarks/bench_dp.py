@@ -21,7 +21,7 @@ import torch
 
 
 def task(model: str, n: int):
-    from miaudit.config import load_config
+    from miaudit.pipeline.configure import load_config
     from miaudit.pipeline.data import split_data
 
     if model == "fcn":
@@ -50,7 +50,7 @@ def main() -> None:
     C.header("bench_dp: DP-SGD (Opacus) epoch ÷ non-private epoch")
     warnings.filterwarnings("ignore")
 
-    from miaudit.config import load_config
+    from miaudit.pipeline.configure import load_config
     from miaudit.models import build_model
     from miaudit.training import train_model
     from miaudit.training.recipes import RECIPES, build_recipes

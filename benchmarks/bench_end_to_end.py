@@ -40,7 +40,7 @@ def plain_epoch_of_member0(overrides: list[str]) -> tuple[float, int, int]:
     import numpy as np
 
     from bench_pool import plain_member
-    from miaudit.config import load_config
+    from miaudit.pipeline.configure import load_config
     from miaudit.pipeline.pool import PoolInputs, membership_design
     from miaudit.pipeline.data import split_data
 

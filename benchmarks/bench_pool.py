@@ -40,7 +40,7 @@ MODELS = {
 
 
 def make_config(model: str, audit: int, epochs: int, members: int, test: int):
-    from miaudit.config import load_config
+    from miaudit.pipeline.configure import load_config
 
     over, _ = MODELS[model]
     sizes = [f"data.splits.audit={audit}", "data.splits.population=0", "data.splits.validation=0",

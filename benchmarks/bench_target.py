@@ -59,7 +59,7 @@ def main() -> None:
     if args.quick:
         args.members, args.non_members, args.refs, args.epochs = 1000, 3000, 4, 5
 
-    from miaudit.config import load_config
+    from miaudit.pipeline.configure import load_config
     from miaudit.pipeline.run import run_audit
 
     features, classes = 600, 100

@@ -68,7 +68,7 @@ def _worker_init(records: int) -> None:
 
 def _worker_epoch(barrier, seed: int) -> tuple[float, float]:  # noqa: ANN001
     """One epoch of miaudit's trainer in a 1-thread worker, started with its peer; (start, end) wall clock."""
-    from miaudit.config import load_config
+    from miaudit.pipeline.configure import load_config
     from miaudit.models import build_model
     from miaudit.training import train_model
 
@@ -122,7 +122,7 @@ def main() -> None:
     C.setup_threads(args.threads)
     C.header("bench_training: FCN training vs the GEMM limit and a plain loop")
 
-    from miaudit.config import load_config
+    from miaudit.pipeline.configure import load_config
     from miaudit.models import build_model
     from miaudit.training import train_model
 

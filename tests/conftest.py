@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 
 #: a run small enough for unit/integration tests (seconds on 2 cores)
 TINY = [
@@ -41,3 +41,27 @@ def tiny_config(tiny_overrides):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _plugins_forgotten():
+    """A test that loads a plugin registers its names process-wide; forget them (and the plugin's
+    module) afterwards, so later tests, e.g. the generated configuration reference, see miaudit's own."""
+    import sys
+
+    from miaudit.attacks import ATTACKS
+    from miaudit.data import DATASETS
+    from miaudit.defences import DEFENCES
+    from miaudit.models import MODELS
+    from miaudit.training.recipes import RECIPES
+
+    registries = [ATTACKS, DATASETS, DEFENCES, MODELS, RECIPES]
+    before = [r.names() for r in registries]
+    modules = set(sys.modules)
+    yield
+    for registry, names in zip(registries, before):
+        for name in set(registry.names()) - set(names):
+            registry.remove(name)
+    for name in set(sys.modules) - modules:
+        if name.startswith("miaudit_plugin_"):
+            del sys.modules[name]

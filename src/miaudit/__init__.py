@@ -9,14 +9,15 @@ Which records leak, why, and what each defence really buys.
 import importlib
 from typing import Any
 
-from miaudit.config import RunConfig, load_config
 from miaudit.errors import ConfigError, DataError, MiauditError, RunDirError, UnreliableEstimateWarning, UserError
 
 __version__ = "0.1.0"
 
-# Heavy entry points (they import torch) load on first use, so `import miaudit.attacks`
-# and `import miaudit.metrics` stay numpy-only.
+# Entry points load on first use (the pipeline's import torch), so `import miaudit.attacks`
+# and `import miaudit.metrics` load only the array layer and the errors.
 _LAZY = {
+    "RunConfig": "miaudit.config",
+    "load_config": "miaudit.pipeline.configure",
     "audit_signals": "miaudit.pipeline.audit_signals",
     "run_audit": "miaudit.pipeline.run",
     "export_signals": "miaudit.signals.file",

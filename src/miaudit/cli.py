@@ -167,7 +167,7 @@ def run(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a pool of models, compute signals, run the attacks, write a run directory."""
-    from miaudit.config import load_config
+    from miaudit.pipeline.configure import load_config
     from miaudit.report.summary import format_summary
     from miaudit.pipeline.run import run_audit
 
@@ -309,7 +309,7 @@ def config_cmd(
 
         sys.stdout.write(reference_markdown())
         return
-    from miaudit.config import load_config
+    from miaudit.pipeline.configure import load_config
 
     sys.stdout.write(load_config(config, set_ or []).to_yaml())
 

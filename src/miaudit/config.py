@@ -1,19 +1,22 @@
-"""Typed, validated run configuration: defaults, then YAML, then ``--set key=value``.
+"""The run configuration's schemas: every section, its defaults (each with the reason for it), types
+and ranges, and the dotted-key language of ``--set key=value``.
 
-Every default sits in its field with the reason for it. Names of datasets, models and attacks
-and their ``params`` are checked against the registries at load time, before anything trains.
-Problems are reported together in one line naming each key (``ConfigError``).
+Plain schemas: they know no registry, file or recipe. Loading a config (``pipeline.configure``)
+reads the YAML, loads plugins, and validates these schemas with a :class:`Resolver` in pydantic's
+validation context: names of datasets, models, recipes, defences and attacks and their
+``params`` are then checked against the registries, split index files read and training
+recipes applied, all problems reported together in one line naming each key (``ConfigError``).
+A config built in code or copied (no resolver) is checked for types and ranges only.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from miaudit._validation import format_validation_error
 from miaudit.errors import ConfigError
 from miaudit.io import fingerprint, sha256_file
 
@@ -23,15 +26,35 @@ FORBID = ConfigDict(extra="forbid", frozen=True)
 DEFAULT_FPRS = (0.0, 0.0001, 0.001, 0.01, 0.1)
 
 
-def _validate_params(registry: Any, name: str, params: dict[str, Any] | None, where: str) -> dict[str, Any]:
-    """Validate ``params`` against the registered params model; return the full resolved dict."""
-    if name not in registry:
-        raise ValueError(registry.unknown_message(name, where=where))
-    spec = registry.get(name)
-    try:
-        return spec.params.model_validate(params or {}).model_dump(mode="json")
-    except ValidationError as exc:
-        raise ValueError(format_validation_error(exc, prefix="params", model=spec.params)) from None
+#: the key of pydantic's validation context under which the loader passes its :class:`Resolver`
+RESOLVER = "miaudit.resolver"
+
+
+class Resolver(Protocol):
+    """What the schemas ask of the loader (``pipeline.configure.RegistryResolver``) while validating.
+
+    Each method raises ``ValueError`` with the problems in words (``key: text``, joined by "; ").
+    """
+
+    def params(self, kind: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The full params of the registered ``kind`` ("dataset", "model", "recipe", "defence") ``name``."""
+        ...
+
+    def check_attacks(self, attacks: list[str] | None, attack_params: dict[str, dict[str, Any]]) -> None:
+        """Every named attack is registered and its params valid."""
+        ...
+
+    def split_rows(self, path: Path) -> dict[str, Any]:
+        """The row arrays of a split index file (``data.splits.indices``)."""
+        ...
+
+    def apply_recipes(self, config: RunConfig, info: ValidationInfo) -> dict[str, BaseModel]:
+        """The sections the training recipes replace (``train``, ``model``), validated in ``info``'s context."""
+        ...
+
+
+def _resolver(info: ValidationInfo) -> Resolver | None:
+    return (info.context or {}).get(RESOLVER)
 
 
 class SplitSizes(BaseModel):
@@ -49,12 +72,11 @@ class SplitSizes(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _from_indices(self) -> SplitSizes:
-        if self.indices is None:
+    def _from_indices(self, info: ValidationInfo) -> SplitSizes:
+        resolver = _resolver(info)
+        if self.indices is None or resolver is None:
             return self
-        from miaudit.data.splits import read_split_indices
-
-        arrays = read_split_indices(self.indices, key="indices")
+        arrays = resolver.split_rows(self.indices)
         for k, a in arrays.items():
             if k in self.model_fields_set and getattr(self, k) != len(a):
                 raise ValueError(f"{k}: {getattr(self, k)} but indices {self.indices} holds {len(a)} rows "
@@ -76,11 +98,9 @@ class DataConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check_params(self) -> DataConfig:
-        from miaudit.data import DATASETS
-
-        resolved = _validate_params(DATASETS, self.name, self.params, "name")
-        object.__setattr__(self, "params", resolved)
+    def _check_params(self, info: ValidationInfo) -> DataConfig:
+        if (resolver := _resolver(info)) is not None:
+            object.__setattr__(self, "params", resolver.params("dataset", self.name, self.params))
         return self
 
 
@@ -91,11 +111,9 @@ class ModelConfig(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="model options, e.g. width, dropout, norm")
 
     @model_validator(mode="after")
-    def _check_params(self) -> ModelConfig:
-        from miaudit.models import MODELS
-
-        resolved = _validate_params(MODELS, self.name, self.params, "name")
-        object.__setattr__(self, "params", resolved)
+    def _check_params(self, info: ValidationInfo) -> ModelConfig:
+        if (resolver := _resolver(info)) is not None:
+            object.__setattr__(self, "params", resolver.params("model", self.name, self.params))
         return self
 
 
@@ -126,10 +144,9 @@ class RecipeConfig(NamedSpec):
     """A training-time defence (``miaudit list recipes``); the whole pool trains with it."""
 
     @model_validator(mode="after")
-    def _check_params(self) -> RecipeConfig:
-        from miaudit.training.recipes import RECIPES
-
-        object.__setattr__(self, "params", _validate_params(RECIPES, self.name, self.params, "name"))
+    def _check_params(self, info: ValidationInfo) -> RecipeConfig:
+        if (resolver := _resolver(info)) is not None:
+            object.__setattr__(self, "params", resolver.params("recipe", self.name, self.params))
         return self
 
 
@@ -137,10 +154,9 @@ class DefenceConfig(NamedSpec):
     """An inference-time defence (``miaudit list defences``): a transform of the target's outputs."""
 
     @model_validator(mode="after")
-    def _check_params(self) -> DefenceConfig:
-        from miaudit.defences import DEFENCES
-
-        object.__setattr__(self, "params", _validate_params(DEFENCES, self.name, self.params, "name"))
+    def _check_params(self, info: ValidationInfo) -> DefenceConfig:
+        if (resolver := _resolver(info)) is not None:
+            object.__setattr__(self, "params", resolver.params("defence", self.name, self.params))
         return self
 
 
@@ -230,23 +246,9 @@ class AuditConfig(BaseModel):
         return tuple(sorted(set(v)))
 
     @model_validator(mode="after")
-    def _check_attacks(self) -> AuditConfig:
-        from miaudit.attacks import ATTACKS
-
-        problems = []
-        for i, name in enumerate(self.attacks or []):
-            if name not in ATTACKS:
-                problems.append(ATTACKS.unknown_message(name, where=f"attacks[{i}]"))
-        for name, params in self.attack_params.items():
-            if name not in ATTACKS:
-                problems.append(ATTACKS.unknown_message(name, where="attack_params"))
-                continue
-            try:
-                ATTACKS.get(name).params.model_validate(params)
-            except ValidationError as exc:
-                problems.append(format_validation_error(exc, prefix=f"attack_params.{name}"))
-        if problems:
-            raise ValueError("; ".join(problems))
+    def _check_attacks(self, info: ValidationInfo) -> AuditConfig:
+        if (resolver := _resolver(info)) is not None:
+            resolver.check_attacks(self.attacks, self.attack_params)
         return self
 
 
@@ -293,11 +295,9 @@ class AnalysisConfig(BaseModel):
 
     @field_validator("attack")
     @classmethod
-    def _known_attack(cls, v: str | None) -> str | None:
-        from miaudit.attacks import ATTACKS
-
-        if v is not None and v not in ATTACKS:
-            raise ValueError(ATTACKS.unknown_message(v))
+    def _known_attack(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and (resolver := _resolver(info)) is not None:
+            resolver.check_attacks([v], {})
         return v
 
 
@@ -343,10 +343,9 @@ class TargetDataSpec(NamedSpec):
     data_dir: Path | None = Field(None, description="where the dataset's files are; default: its standard place")
 
     @model_validator(mode="after")
-    def _check_params(self) -> TargetDataSpec:
-        from miaudit.data import DATASETS
-
-        object.__setattr__(self, "params", _validate_params(DATASETS, self.name, self.params, "name"))
+    def _check_params(self, info: ValidationInfo) -> TargetDataSpec:
+        if (resolver := _resolver(info)) is not None:
+            object.__setattr__(self, "params", resolver.params("dataset", self.name, self.params))
         return self
 
 
@@ -386,23 +385,10 @@ class RunConfig(BaseModel):
     )
     target: TargetConfig | None = Field(None, description="audit this one model instead of the pool (docs/target.md)")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _load_plugins(cls, raw: Any) -> Any:
-        # before any field: the names the plugins register must be known when data/model are checked
-        if isinstance(raw, dict) and raw.get("plugins"):
-            from miaudit.plugins import load_plugins
-
-            plugins = raw["plugins"]
-            load_plugins(plugins if isinstance(plugins, list) else [plugins])
-        return raw
-
     @model_validator(mode="after")
-    def _apply_recipes(self) -> RunConfig:
-        if self.train.recipes:
-            from miaudit.training.recipes import resolve_config
-
-            for section, value in resolve_config(self).items():
+    def _apply_recipes(self, info: ValidationInfo) -> RunConfig:
+        if self.train.recipes and (resolver := _resolver(info)) is not None:
+            for section, value in resolver.apply_recipes(self, info).items():
                 object.__setattr__(self, section, value)
         return self
 
@@ -536,85 +522,3 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         path, value = parse_override(item)
         set_key(raw, path, value, where=f"--set {item!r}")
     return raw
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (YAML would keep the last silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, list | dict | set):
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"a key must be a name, not a {type(key).__name__}", key_node.start_mark)
-            if isinstance(key, str | int | float | bool) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in one section", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
-
-
-def read_yaml(path: Path | str) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found")
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506  (a SafeLoader)
-    except yaml.constructor.ConstructorError as exc:
-        mark = exc.problem_mark
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: {exc.problem}{where}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply (a config is a few levels of sections)") from None
-    check_depth(raw, str(path))
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections (data, model, train, ...)")
-    return raw
-
-
-def validate_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
-    try:
-        return RunConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {format_validation_error(exc, model=RunConfig)}") from None
-
-
-def load_config(path: Path | str | None = None, overrides: list[str] | None = None, *, from_run_dir: bool = False
-                ) -> RunConfig:
-    """Defaults, then the YAML file (if any), then ``--set`` overrides; validated as a whole.
-
-    ``from_run_dir``: ``path`` is a run directory's config, whose plugins are imported only when allowed
-    (``miaudit.plugins.allow_run_dir_plugins``).
-    """
-    raw = read_yaml(path) if path is not None else {}
-    if from_run_dir and path is not None:
-        from miaudit.plugins import check_run_dir_plugins
-
-        check_run_dir_plugins(Path(path), raw.get("plugins"))
-    raw = apply_overrides(raw, list(overrides or []))
-    base = Path(path).resolve().parent if path is not None else Path.cwd()
-    if isinstance(raw.get("plugins"), list):
-        from miaudit.plugins import resolve_plugin_paths
-
-        # file plugins relative to the config file (or the working directory), stored absolute
-        raw["plugins"] = resolve_plugin_paths(raw["plugins"], base)
-    splits = raw["data"].get("splits") if isinstance(raw.get("data"), dict) else None
-    if isinstance(splits, dict) and isinstance(splits.get("indices"), str):  # likewise the split indices
-        splits["indices"] = str(base / Path(splits["indices"]).expanduser())
-    if path is not None and isinstance(raw.get("target"), dict):
-        from miaudit.pipeline.target import resolve_target_paths
-
-        resolve_target_paths(raw, Path(path).resolve().parent)  # relative to the config file, as plugins
-    return validate_config(raw, source=str(path) if path is not None else "config")

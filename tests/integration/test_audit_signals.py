@@ -7,7 +7,7 @@ import pytest
 
 from miaudit import audit_signals, export_signals, load_signals_file
 from miaudit.cli import main
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.pipeline.run import run_audit
 
 pytestmark = pytest.mark.slow

@@ -29,7 +29,7 @@ import pytest
 
 import miaudit
 from miaudit.cli import main
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.data import load_dataset
 from miaudit.failpoints import ENV as FAILPOINT
 

@@ -10,7 +10,7 @@ import csv
 import numpy as np
 import pytest
 
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.pipeline.run import run_audit
 from miaudit.report.figures import plot_metadata
 

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.data.planted import read_planted
 from miaudit.errors import DataError
 

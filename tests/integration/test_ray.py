@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.errors import ConfigError, MembersFailedError, RunDirError
 from miaudit.io import load_weights
 from miaudit.pipeline.data import split_data

@@ -74,7 +74,7 @@ def test_the_console_detector_sees_script_errors_and_blocked_requests(tmp_path):
 def report_page(tmp_path_factory):
     from conftest import TINY
 
-    from miaudit.config import load_config
+    from miaudit.pipeline.configure import load_config
     from miaudit.pipeline.run import run_audit
 
     out = tmp_path_factory.mktemp("browser") / "run"

@@ -13,7 +13,7 @@ from miaudit.cli import main
 
 @pytest.mark.slow
 def test_a_real_tiny_run_writes_its_report(tmp_path, tiny_overrides):
-    from miaudit.config import load_config
+    from miaudit.pipeline.configure import load_config
     from miaudit.pipeline.run import run_audit
 
     out = tmp_path / "run"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import miaudit.pipeline.pool
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.errors import RunDirError
 from miaudit.pipeline.run import run_audit
 

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 import miaudit.pipeline.sweep
-from miaudit.config import apply_overrides, load_config
+from miaudit.config import apply_overrides
+from miaudit.pipeline.configure import load_config
 from miaudit.errors import ConfigError
 from miaudit.pipeline.sweep import expand_sweep, load_sweep, run_sweep
 

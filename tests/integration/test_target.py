@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from miaudit.cli import main
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.data import load_dataset
 from miaudit.errors import BelowChanceWarning
 from miaudit.io import load_npy, read_json, save_weights

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from miaudit.attacks import ATTACKS, make_input
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.metrics import attack_metrics
 from miaudit.pipeline.run import run_audit
 from miaudit.signals import load_signals

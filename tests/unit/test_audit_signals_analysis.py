@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from miaudit import audit_signals
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.pipeline.pool import membership_design
 
 M, N, P, C, LEAKY = 8, 600, 300, 5, 30

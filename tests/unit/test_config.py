@@ -1,6 +1,7 @@
 import pytest
 
-from miaudit.config import RunConfig, apply_overrides, load_config, parse_override
+from miaudit.config import RunConfig, apply_overrides, parse_override
+from miaudit.pipeline.configure import load_config, validate_config
 from miaudit.errors import ConfigError
 
 
@@ -81,7 +82,7 @@ def test_override_parsing():
 
 
 def test_pool_fingerprint_ignores_attacks_and_runtime():
-    a = RunConfig()
+    a = validate_config({})
     b = load_config(None, ["audit.attacks=[loss]", "runtime.threads=1", "analysis.vulnerability=false"])
     c = load_config(None, ["train.epochs=3"])
     assert a.pool_fingerprint() == b.pool_fingerprint()
@@ -93,3 +94,17 @@ def test_resolved_yaml_round_trips(tmp_path):
     p = tmp_path / "r.yaml"
     p.write_text(cfg.to_yaml())
     assert load_config(p) == cfg
+
+
+def test_schemas_know_no_registry_the_loader_resolves_names():
+    """config.py is plain schemas: a config built in code is checked for types and ranges only; the
+    loader (pipeline.configure) checks names against the registries and fills their params."""
+    built = RunConfig(model={"name": "no-such-model"}, pool={"n_models": 4})
+    assert built.model.params == {}  # nothing resolved, nothing refused
+    with pytest.raises(ConfigError, match="model.name: unknown model 'no-such-model'"):
+        validate_config({"model": {"name": "no-such-model"}})
+    with pytest.raises(ConfigError, match="pool.n_models: must be even"):  # the schema's own rule still holds
+        validate_config({"pool": {"n_models": 3}})
+    resolved = validate_config({})
+    assert resolved.model.params["hidden"] == [1024, 512, 256, 128]  # defaults of the registered FCN
+    assert resolved == load_config(None)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax
 
-from miaudit.config import DefenceConfig, load_config
+from miaudit.config import DefenceConfig
+from miaudit.pipeline.configure import load_config
 from miaudit.defences import DEFENCES, LabelOnly, LogitReweighting, Temperature, TopK, reweight_logits
 from miaudit.pipeline.defences import defence_keys, evaluate_defences
 from miaudit.results import strongest

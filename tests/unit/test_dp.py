@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.stats import beta
 
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.models import build_model
 from miaudit.training import train_model
 from miaudit.training.dp import poisson_steps

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.io import load_weights, read_json
 from miaudit.pipeline.data import split_data
 from miaudit.pipeline.executors import (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "my_plugin.yaml"
@@ -27,7 +27,7 @@ def test_example_plugin_registers_names_the_config_can_use(tmp_path):
 def test_a_fresh_process_rebuilds_the_resolved_config():
     """What a worker process or a Ray task does: validate the resolved config from JSON."""
     resolved = json.dumps(load_config(EXAMPLE).model_dump(mode="json"))
-    code = ("import json, sys; from miaudit.config import validate_config; "
+    code = ("import json, sys; from miaudit.pipeline.configure import validate_config; "
             "c = validate_config(json.loads(sys.stdin.read())); print(c.data.name, c.model.name)")
     out = subprocess.run([sys.executable, "-c", code], input=resolved, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["my-blobs", "my-two-layer"]
@@ -35,7 +35,7 @@ def test_a_fresh_process_rebuilds_the_resolved_config():
 
 def test_without_the_plugin_the_names_are_unknown():
     # a fresh process: registrations are per process, and this one may have loaded the plugin
-    code = ("from miaudit.config import validate_config\n"
+    code = ("from miaudit.pipeline.configure import validate_config\n"
             "try:\n    validate_config({'model': {'name': 'my-two-layer'}})\nexcept Exception as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "model.name" in out.stdout and "my-two-layer" in out.stdout

@@ -10,7 +10,7 @@ import pytest
 
 from miaudit.pipeline.attack import run_attacks
 from miaudit.pipeline.audit_signals import audit_signals, load_audit_config
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.errors import BelowChanceWarning, ConfigError
 from miaudit.signals import Signals
 from miaudit.pipeline.signals import n_queries, queries_mismatch

@@ -10,22 +10,14 @@ import torch
 import yaml
 from torch import nn
 
-from miaudit.config import load_config, validate_config
+from miaudit.pipeline.configure import load_config, validate_config
 from miaudit.errors import ConfigError, DataError
 from miaudit.io import fingerprint, save_npy
 from miaudit.models import build_model
 from miaudit.training import train_model
 from miaudit.training.curriculum import pacing_fraction, progress_at
-from miaudit.training.recipes import (
-    RECIPES,
-    Augmenter,
-    AugmentationParams,
-    RecipeContext,
-    TargetedAugmentationParams,
-    build_recipes,
-    flagged_records,
-    read_vulnerability_ranking,
-)
+from miaudit.training.recipes import RECIPES, AugmentationParams, Augmenter, RecipeContext, build_recipes
+from miaudit.training.targeted import TargetedAugmentationParams, flagged_records, read_vulnerability_ranking
 
 
 def fabricated(n=96, f=12, c=3, seed=0):

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from miaudit.config import TrainConfig, load_config
+from miaudit.config import TrainConfig
+from miaudit.pipeline.configure import load_config
 from miaudit.errors import ConfigError
 from miaudit.pipeline.members import batched_reason
 from miaudit.training.trainer import lr_factor, make_scheduler, train_model

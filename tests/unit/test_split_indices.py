@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.errors import ConfigError
 from miaudit.pipeline.data import split_data
 

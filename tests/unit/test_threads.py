@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.pipeline.executors import threads_per_worker
 from miaudit.pipeline.members import make_executor
 from miaudit.threads import (

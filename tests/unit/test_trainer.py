@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from miaudit.config import load_config
+from miaudit.pipeline.configure import load_config
 from miaudit.data.synthetic import SyntheticPurchaseParams, generate_synthetic_purchase
 from miaudit.models import build_model
 from miaudit.training import evaluate, train_model

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from miaudit.config import RunConfig, load_config
+from miaudit.config import RunConfig
+from miaudit.pipeline.configure import load_config
 from miaudit.data import Dataset, Splits, load_dataset
 from miaudit.errors import ConfigError, DataError
 from miaudit.io import fingerprint, load_npy, read_json, save_npz, write_json, write_text

@@ -50,7 +50,8 @@ def audit_results(signals: Signals, config: RunConfig, attack_run: AttackRun, *,
 def load_audit_config(path: Path | str | None, overrides: list[str], *, n_models: int) -> RunConfig:
     """A run config for auditing ``n_models`` models: as ``load_config``, with ``pool.n_models`` taken
     from the signals (when even and not set) so ``audit.targets`` is checked against the real pool."""
-    from miaudit.config import apply_overrides, read_yaml, validate_config
+    from miaudit.config import apply_overrides
+    from miaudit.pipeline.configure import read_yaml, validate_config
 
     raw = read_yaml(path) if path is not None else {}
     raw = apply_overrides(raw, list(overrides))

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from miaudit.config import RunConfig, validate_config
+from miaudit.config import RunConfig
+from miaudit.pipeline.configure import validate_config
 from miaudit.data import Dataset, Splits
 from miaudit.errors import ConfigError, DataError, RunDirError
 from miaudit.io import read_json, save_npy, write_json

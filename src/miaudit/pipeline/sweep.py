@@ -44,7 +44,8 @@ import yaml
 from pydantic import ValidationError
 
 from miaudit._validation import format_validation_error
-from miaudit.config import RunConfig, SweepConfig, apply_overrides, read_yaml, set_key
+from miaudit.config import RunConfig, SweepConfig, apply_overrides, set_key
+from miaudit.pipeline.configure import read_yaml, validate_config
 from miaudit.errors import ConfigError
 from miaudit.io import read_json, write_text
 from miaudit.pipeline.run import run_audit
@@ -140,10 +141,7 @@ def expand_sweep(
                     raise ConfigError(f"name {name!r}: use letters, digits and . _ + = - (it names a directory)")
                 if any(x.name == name for x in variants):
                     raise ConfigError(f"name {name!r} is used twice")
-                try:
-                    config = RunConfig.model_validate(raw)
-                except ValidationError as exc:
-                    raise ConfigError(format_validation_error(exc)) from None
+                config = validate_config(raw, source=None)
             except ConfigError as exc:
                 problems.append(f"{where}: {exc}")
                 continue
