@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,13 @@ def test_every_attack_meets_the_signature_contract(name, rng):
     flipped = in_mask.copy()
     flipped[0] = ~flipped[0]
     np.testing.assert_array_equal(scores, spec(make_input(logits.copy(), flipped, labels, 0, **kw)))
+
+
+@pytest.mark.skipif(shutil.which("lint-imports") is None, reason="import-linter not installed (the `lint` extra)")
+def test_the_import_layers_of_docs_architecture_hold():
+    """pyproject's [tool.importlinter] contracts (the layers of docs/architecture.md, the pipeline's stage
+    order, no torch in the array layer, no cycles) hold, function-local imports included."""
+    out = subprocess.run(["lint-imports"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "0 broken" in out.stdout
+

@@ -203,3 +203,20 @@ class LineProgress:
 def _count(clock: BarClock) -> str:
     done = int(clock.done + 1e-9)
     return f"{done}/{clock.total}" if clock.total is not None else str(done)
+
+
+class StageTimer:
+    """Wall time per pipeline stage, for ``timing.json``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.started = time.perf_counter()
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str, progress: Progress) -> Iterator[None]:
+        progress.stage(stage)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start

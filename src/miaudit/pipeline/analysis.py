@@ -344,7 +344,7 @@ def analyze_target(
     import torch
 
     from miaudit.pipeline.pool import resolve_device
-    from miaudit.pipeline.target import headline
+    from miaudit.report.summary import target_headline
 
     progress = progress or NullProgress()
     configured = config.analysis.attack is not None
@@ -367,7 +367,7 @@ def analyze_target(
             continue
         entry.update(chance_method="bootstrap", chance_expected=found["chance_expected"],
                      tpr_ci95=found["tpr_ci95"], distinguishable_from_chance=found["above_chance"],
-                     statement=headline(found))
+                     statement=target_headline(found))
     clock.lap("vulnerability")
 
     skipped: dict[str, str] = {}

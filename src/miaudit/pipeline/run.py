@@ -6,11 +6,9 @@ Every stage reuses what a previous, interrupted run of the same configuration fi
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -24,7 +22,7 @@ from miaudit.pipeline.members import make_executor, release_context
 from miaudit.io import save_npz, write_json, write_text
 from miaudit.pipeline.pool import PoolInputs, member_done, membership_design, resolve_device
 from miaudit.pipeline.members import train_pool
-from miaudit.progress import NullProgress, Progress
+from miaudit.progress import NullProgress, Progress, StageTimer
 from miaudit.provenance import machine, package_versions
 from miaudit.report.roc import write_roc_figure
 from miaudit.report.summary import format_summary
@@ -35,23 +33,6 @@ from miaudit.threads import choose_threads
 from miaudit.training.dp import dp_summary
 
 log = logging.getLogger(__name__)
-
-
-class StageTimer:
-    """Wall time per pipeline stage, for ``timing.json``."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.started = time.perf_counter()
-
-    @contextlib.contextmanager
-    def __call__(self, stage: str, progress: Progress) -> Iterator[None]:
-        progress.stage(stage)
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
 def train_units(sidecars: list[dict], trained_before: set[int]) -> list[dict]:

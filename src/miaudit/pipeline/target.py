@@ -31,7 +31,8 @@ from miaudit.errors import DataError, TargetError
 from miaudit.pipeline.data import TargetRecords, target_records
 from miaudit.pipeline.pool import reference_inputs, reference_membership
 from miaudit.io import save_npz, sha256_file, write_json, write_text
-from miaudit.progress import NullProgress, Progress
+from miaudit.progress import NullProgress, Progress, StageTimer
+from miaudit.report.summary import target_headline
 from miaudit.results import HEADLINE_FPR, results_document, strongest
 from miaudit.signals import Signals
 from miaudit.pipeline.signals import model_logits, n_queries
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 #: train or test accuracy of target and references further apart than this is reported plainly
 ACCURACY_GAP = 0.05
-#: FPR of the headline "N of your training records are identifiable"
 ONNX_HINT = "pip install 'miaudit[onnx]'"
 
 
@@ -257,20 +257,6 @@ def identifiable(results: dict, scores: dict[str, np.ndarray], member: np.ndarra
     }
 
 
-def headline(found: dict) -> str:
-    """The one-model sentence: "N of your M audited training records are identifiable at 1% FPR", and chance."""
-    if not found:
-        return "no attack ran on the target"
-    n, m, a = found["n_identifiable"], found["n_members"], found["fpr"]
-    text = (f"{n} of your {m} audited training records are identifiable at {a:.0%} FPR ({found['attack']}); "
-            f"an attack unrelated to membership would flag about {found['chance_expected']:.0f}")
-    if found["above_chance"] is None:
-        return text + " (no bootstrap: audit.bootstrap = 0)"
-    lo, hi = found["tpr_ci95"]
-    verdict = "more than chance explains" if found["above_chance"] else "not distinguishable from chance"
-    return text + f": {verdict} (TPR 95% interval {lo:.1%}–{hi:.1%} vs {a:.0%})"
-
-
 def write_vulnerable_records(path: Path, records: TargetRecords, scores: np.ndarray, found: dict,
                              ref_logits: np.ndarray | None, ref_in: np.ndarray | None) -> None:
     """Audited records, most exposed first: origin (file and row), membership, score, flagged, and the
@@ -316,7 +302,6 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
     from miaudit.report.roc import write_roc_figure
     from miaudit.report.summary import format_summary
     from miaudit.rundir import locked, prepare_run_dir
-    from miaudit.pipeline.run import StageTimer
     from miaudit.pipeline.members import compute_signals
 
     t = config.target
@@ -420,7 +405,7 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
                 "accuracy": comparison,
                 "accuracy_warnings": acc_warnings,
                 "identifiable": {k: v for k, v in found.items() if k != "flagged"},
-                "headline": headline(found),
+                "headline": target_headline(found),
                 "notes": [],  # what the summary says besides the tables (also in warnings)
             }
             if records.n_duplicates:

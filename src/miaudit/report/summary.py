@@ -133,3 +133,17 @@ def format_target(target: dict) -> list[str]:
     lines += [f"warning: {w}" for w in target.get("accuracy_warnings", [])]
     lines += [f"note: {n}" for n in target.get("notes", [])]
     return lines
+
+
+def target_headline(found: dict) -> str:
+    """The one-model sentence: "N of your M audited training records are identifiable at 1% FPR", and chance."""
+    if not found:
+        return "no attack ran on the target"
+    n, m, a = found["n_identifiable"], found["n_members"], found["fpr"]
+    text = (f"{n} of your {m} audited training records are identifiable at {a:.0%} FPR ({found['attack']}); "
+            f"an attack unrelated to membership would flag about {found['chance_expected']:.0f}")
+    if found["above_chance"] is None:
+        return text + " (no bootstrap: audit.bootstrap = 0)"
+    lo, hi = found["tpr_ci95"]
+    verdict = "more than chance explains" if found["above_chance"] else "not distinguishable from chance"
+    return text + f": {verdict} (TPR 95% interval {lo:.1%}–{hi:.1%} vs {a:.0%})"
