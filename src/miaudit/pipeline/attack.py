@@ -108,27 +108,41 @@ def measure_attack(scores: np.ndarray, signals: Signals, targets: list[int], cfg
     return res, per_target
 
 
-def pool_stats(signals: Signals) -> PoolStats:
-    """The per-model statistics of the signals' pool (and population), computed on first use; one
-    object for every target (``_target_inputs``)."""
+def pool_stats(signals: Signals, logits: np.ndarray | None = None, population_logits: np.ndarray | None = None
+               ) -> PoolStats:
+    """The per-model statistics of the signals' pool (or of ``logits`` / ``population_logits``, e.g. a
+    defended pool), computed on first use; one object for every target (``target_inputs``)."""
     # memory-mapped arrays are read once here, not once per target
-    logits = np.asarray(signals.logits)
-    pop = None if signals.population_logits is None else np.asarray(signals.population_logits)
+    logits = np.asarray(signals.logits if logits is None else logits)
+    pop = signals.population_logits if population_logits is None else population_logits
+    pop = None if pop is None else np.asarray(pop)
     return PoolStats.of(logits, signals.labels, pop, signals.population_labels)
 
 
-def _target_inputs(signals: Signals, targets: list[int], seed: int,
-                   stats: PoolStats | None = None) -> Iterator[tuple[int, AttackInput]]:
-    """One ``AttackInput`` per target, built once and shared by every attack; every target shares
-    ``stats`` (``pool_stats(signals)`` when None): the pool's per-model statistics, computed once."""
+def target_inputs(signals: Signals, targets: list[int], seed: int, *, stats: PoolStats | None = None,
+                  target_logits: np.ndarray | None = None, target_population: np.ndarray | None = None,
+                  with_features: bool = True) -> Iterator[tuple[int, AttackInput]]:
+    """Every target's ``AttackInput``, each built once and shared by every attack: the one place the
+    pipeline scores targets (the attack stage, and each attacker of ``pipeline.defences``).
+
+    The references' outputs are ``stats.logits`` (``pool_stats(signals)`` when None), whose per-model
+    statistics every target shares. ``target_logits`` (M, A, N, C) / ``target_population`` (M, A, P, C):
+    the targets' own outputs when they differ from the references' (a defended target queried by
+    an attacker with undefended references). ``with_features``: hand the records' features to the
+    attacks that model them (qmia).
+    """
     stats = stats or pool_stats(signals)
     pop = None if stats.population is None else stats.population.logits
     for i, t in enumerate(targets):
         yield i, make_input(
             stats.logits, signals.in_mask, signals.labels, t,
             population_logits=pop, population_labels=signals.population_labels,
-            is_image=signals.is_image, seed=seed,
-            features=signals.features, population_features=signals.population_features, stats=stats,
+            is_image=signals.is_image, seed=seed, stats=stats,
+            target_logits=None if target_logits is None or target_logits is stats.logits else np.asarray(target_logits[t]),
+            target_population_logits=None if target_population is None or target_population is pop
+            else np.asarray(target_population[t]),
+            features=signals.features if with_features else None,
+            population_features=signals.population_features if with_features else None,
         )
 
 
@@ -162,7 +176,7 @@ def run_attacks(
     nonfinite: dict[str, list[NonFiniteScoresWarning]] = {name: [] for name in pending}
     # targets outside, attacks inside: every attack on a target reads the same AttackInput
     with progress.bar("attacks", len(targets) * max(len(pending), 1)) as advance:
-        for i, inp in _target_inputs(signals, targets, seed):
+        for i, inp in target_inputs(signals, targets, seed):
             for name in pending:
                 if name in run.skipped:
                     advance(1)

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from miaudit.attacks import ATTACKS, NotApplicable, PoolStats, make_input
-from miaudit.pipeline.attack import default_attacks, measure_attack, resolve_targets, utility
+from miaudit.attacks import ATTACKS, NotApplicable
+from miaudit.pipeline.attack import default_attacks, measure_attack, pool_stats, resolve_targets, target_inputs, utility
 from miaudit.config import DefenceConfig, RunConfig
 from miaudit.defences._registry import DEFENCES, OutputDefence
 from miaudit.metrics import bootstrap_seed
@@ -99,23 +99,6 @@ def fit_pool(spec: DefenceConfig, signals: Signals) -> FittedPool:
     return FittedPool(fitted, out, pop, test, fit_s, apply_s, n_queries)
 
 
-def _score(name: str, params: dict | None, signals: Signals, targets: list[int], *, target_logits: np.ndarray,
-           ref_logits: np.ndarray, target_pop: np.ndarray | None, ref_pop: np.ndarray | None, seed: int,
-           stats: PoolStats) -> np.ndarray:
-    """(T, N) scores of one attack: each target's view from ``target_*``, its references' from ``ref_*``
-    (whose per-model statistics ``stats`` holds, shared by every target and attack)."""
-    spec = ATTACKS.get(name)
-    rows = []
-    for t in targets:
-        inp = make_input(ref_logits, signals.in_mask, signals.labels, t, population_logits=ref_pop,
-                         population_labels=signals.population_labels, is_image=signals.is_image, seed=seed, stats=stats,
-                         target_logits=None if target_logits is ref_logits else np.asarray(target_logits[t]),
-                         target_population_logits=None if target_pop is None or target_pop is ref_pop
-                         else np.asarray(target_pop[t]))
-        rows.append(spec(inp, params))
-    return np.stack(rows)
-
-
 def evaluate_defence(
     spec: DefenceConfig, key: str, signals: Signals, config: RunConfig, *, progress: Progress | None = None
 ) -> tuple[dict, dict]:
@@ -140,16 +123,17 @@ def evaluate_defence(
     with progress.bar(f"defence {key}", sum(len(v[0]) for v in views.values())) as advance:
         for attacker, (attack_names, ref, ref_pop) in views.items():
             attackers[attacker], skipped[attacker] = {}, {}
-            stats = PoolStats.of(ref, signals.labels, ref_pop, signals.population_labels)  # the references' pool
+            stats = pool_stats(signals, ref, ref_pop)  # the references' pool: shared by every target and attack
             for name in attack_names:
                 a = ATTACKS.get(name, where="audit.attacks")
                 if a.images_only and not signals.is_image:
                     skipped[attacker][name] = "needs an image dataset"
                 else:
                     try:
-                        scores = _score(name, config.audit.attack_params.get(name), signals, targets,
-                                        target_logits=fp.logits, ref_logits=ref, target_pop=fp.population,
-                                        ref_pop=ref_pop, seed=config.seed, stats=stats)
+                        # every target defended, queried with the attacker's references (qmia needs features: not here)
+                        inputs = target_inputs(signals, targets, config.seed, stats=stats, target_logits=fp.logits,
+                                               target_population=fp.population, with_features=False)
+                        scores = np.stack([a(inp, config.audit.attack_params.get(name)) for _, inp in inputs])  # (T, N)
                     except NotApplicable as exc:
                         skipped[attacker][name] = str(exc)
                     else:

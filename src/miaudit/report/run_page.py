@@ -30,21 +30,10 @@ from miaudit.report.verdict import (
 )
 from miaudit.results import ATTACKERS, HEADLINE_FPR, attack_strength, rank_attacks, strongest
 from miaudit.rundir import RunDir
+from miaudit.vulnerability.measures import MEASURES
 
 #: rows of vulnerable_records.csv shown at most (the analysis's top_k decides below this)
 MAX_TOP_RECORDS = 25
-#: measures left out of the one-line "vulnerable => outlier" finding: memorisation is the IN-vs-OUT
-#: confidence gap, almost what the attacks measure, so it is no independent evidence (still tabled)
-NOT_OUTLIER_EVIDENCE = {"memorisation"}
-#: each outlier measure of the analysis in plain words (what "atypical" means for it)
-MEASURE_WORDS = {
-    "centroid_distance": "far from the centre of its class",
-    "knn_disagreement": "its nearest neighbours carry other labels",
-    "lof": "in a sparse corner of its class (local outlier factor)",
-    "confidence_out": "models that never saw it are unsure of its label",
-    "margin_out": "models that never saw it prefer another class",
-    "memorisation": "models are far more confident on it once trained on it (memorisation)",
-}
 
 ATTACK_NAMES = {
     "loss": "loss threshold",
@@ -245,7 +234,7 @@ def _vulnerability_section(root: Path, results: dict, config: dict) -> dict | No
         measures.append({
             "name": name,
             "description": s.get("description", ""),
-            "words": MEASURE_WORDS.get(name, name.replace("_", " ")),
+            "words": MEASURES[name].words if name in MEASURES else name.replace("_", " "),
             "atypical_when": s.get("atypical_when", ""),
             "auroc": oriented(s),
             "auroc_text": fmt.pct(oriented(s)),
@@ -253,7 +242,9 @@ def _vulnerability_section(root: Path, results: dict, config: dict) -> dict | No
             "rho": "n/a" if rho is None else f"{rho:+.2f}",
             "p": fmt.pvalue(s.get("vs_random_sample", {}).get("p_value")),
         })
-    evidence = [m for m in measures if m["auroc"] is not None and m["name"] not in NOT_OUTLIER_EVIDENCE]
+    # the one-line "vulnerable => outlier" finding uses the measures that are evidence of it (measures.py)
+    evidence = [m for m in measures if m["auroc"] is not None
+                and (m["name"] not in MEASURES or MEASURES[m["name"]].outlier_evidence)]
     finding = None
     if evidence and v.get("set_size", 0):
         top = max(evidence, key=lambda m: (m["auroc"], m["name"]))
