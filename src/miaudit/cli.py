@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 
 from miaudit.errors import UserError
+from miaudit.rundir import RunDir
 
 app = typer.Typer(
     add_completion=False,
@@ -293,8 +294,8 @@ def report(
 
 
 def _say_report(out: Path) -> None:
-    if (out / "report.html").is_file():
-        sys.stdout.write(f"report: {out / 'report.html'}\n")
+    if RunDir(out).report_html.is_file():
+        sys.stdout.write(f"report: {RunDir(out).report_html}\n")
 
 
 @app.command("config")

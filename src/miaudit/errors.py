@@ -36,10 +36,6 @@ class MembersFailedError(UserError):
     """Pool members whose tasks kept failing (Ray executor); the finished ones are kept, a rerun retries."""
 
 
-class Interrupted(MiauditError):
-    """The run was stopped (Ctrl-C); finished artefacts are kept and the run resumes."""
-
-
 class UnreliableEstimateWarning(UserWarning):
     """A TPR at FPR alpha backed by fewer than ~10/alpha non-members."""
 

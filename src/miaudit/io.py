@@ -222,15 +222,6 @@ def save_npz(path: Path | str, **arrays: np.ndarray) -> None:
             np.savez(fh, **arrays)
 
 
-def write_memmap(path: Path | str, shape: tuple[int, ...], dtype: Any, fill: Callable[[np.ndarray], None]) -> None:
-    """Create a ``.npy`` of ``shape`` under a temporary name, let ``fill`` write into its memmap, rename."""
-    with atomic_path(path) as tmp:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-        fill(arr)
-        arr.flush()
-        del arr
-
-
 def write_npy_stream(
     path: Path | str, shape: tuple[int, ...], dtype: Any, fill: Callable[[BinaryIO], None]
 ) -> None:

@@ -102,6 +102,32 @@ class RunDir:
     def roc_figure(self) -> Path:
         return self.figures / "roc.png"
 
+    @property
+    def signals_manifest(self) -> Path:
+        """Written last by the signals stage: the cached signals are complete (``signals.load_signals``)."""
+        return self.signals / "manifest.json"
+
+    @property
+    def analysis_timing(self) -> Path:
+        return self.analysis / "timing.json"
+
+    @property
+    def outliers_cache(self) -> Path:
+        """The outlier measures, cached by the fingerprint of what they were computed from."""
+        return self.analysis / "outliers.npz"
+
+    @property
+    def vulnerability_arrays(self) -> Path:
+        return self.analysis / "vulnerability.npz"
+
+    @property
+    def deciles(self) -> Path:
+        return self.analysis / "deciles.csv"
+
+    @property
+    def top_vulnerable(self) -> Path:
+        return self.analysis / "top_vulnerable.md"
+
     def attack_scores(self, attack: str) -> Path:
         return self.scores / f"{attack}.npy"
 
@@ -209,7 +235,7 @@ _TMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 @contextlib.contextmanager
 def locked(rd: RunDir) -> Iterator[None]:
     """Hold an exclusive lock on the run directory so two runs never write into it at once."""
-    path = rd.root / ".lock"
+    path = rd.lock
     fh = open(path, "a+")  # noqa: SIM115
     try:
         try:

@@ -155,7 +155,7 @@ def compute_outliers(
     """Every measure per audited record (cached in analysis/outliers.npz under the pool fingerprint)."""
     cfg = config.analysis
     key = fingerprint({"pool": config.pool_fingerprint(), "knn_k": cfg.knn_k, "lof_k": cfg.lof_k, "v": MEASURES_VERSION})
-    cache = rd.analysis / "outliers.npz"
+    cache = rd.outliers_cache
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
             if str(z["fingerprint"]) == key:
@@ -257,7 +257,7 @@ def analyze_run(
     if dataset.kind == "image":
         _image_figures(config, rd, inp, rv, measures, ctx.order, ctx.pred_out, ctx.rank_score, device, out["figures"])
         clock.lap("images")
-    write_json(rd.analysis / "timing.json", clock.as_dict())
+    write_json(rd.analysis_timing, clock.as_dict())
     return out
 
 
@@ -300,7 +300,7 @@ def analyze_signals(
     out["skipped_measures"] = dict(NEEDS_FEATURES)
     out["skipped_figures"] = dict(NEEDS_MODELS_FIGURES)
     out["record_ids"] = "row of the signals file (0-based)"
-    write_json(rd.analysis / "timing.json", clock.as_dict())
+    write_json(rd.analysis_timing, clock.as_dict())
     return out
 
 
@@ -425,7 +425,7 @@ def analyze_target(
     out["record_ids"] = "row of the target audit's records (members first, then non-members); see origin"
     out["chance_control"] = ("target mode: chance = alpha x audited members; distinguishable when the bootstrap "
                              "95% interval of the target's TPR at alpha lies above alpha (target.identifiable)")
-    write_json(rd.analysis / "timing.json", clock.as_dict())
+    write_json(rd.analysis_timing, clock.as_dict())
     return out
 
 
@@ -546,12 +546,12 @@ def _measures_tables_figures(rd, config, core: _Core, measures, ids, class_names
                        core.flagged_by, measures, tags, planted, pred_out, beyond, lead,
                        every_record)
     extra = {"record_hash": hashes} if hashes is not None else {}
-    save_npz(rd.analysis / "vulnerability.npz", record_ids=ids, **extra,
+    save_npz(rd.vulnerability_arrays, record_ids=ids, **extra,
              tp_frequency=rv.tp_frequency, vulnerability=rv.vulnerability, vulnerable=rv.vulnerable,
              n_in=rv.n_in, attack=np.array(attack), alpha=np.array(rv.alpha))
     top = [i for i in order if audited[i]][: cfg.top_k]
-    write_deciles_csv(rd.analysis / "deciles.csv", statistics)
-    write_text(rd.analysis / "top_vulnerable.md",
+    write_deciles_csv(rd.deciles, statistics)
+    write_text(rd.top_vulnerable,
                top_table(top, ids, labels, class_names, rv, measures, tags, planted, pred_out, beyond))
     clock.lap("tables")
 
@@ -728,7 +728,7 @@ def _compare_run(other: Path, attack: str, alpha: float, cut: float, ids: np.nda
     member = sig_mask[list(res["pool"]["targets"])]
     o_rv = record_vulnerability(load_npy(path), member, alpha, cut)
     o_ids = load_npy(ord_.signals / "record_ids.npy")
-    cached = ord_.analysis / "vulnerability.npz"
+    cached = ord_.vulnerability_arrays
     o_hash = None
     if cached.is_file():
         with np.load(cached, allow_pickle=False) as z:

@@ -109,7 +109,7 @@ def audit_signals(
     rd = prepare_run_dir(root, fingerprint, force=force, holds="another run or the audit of other signals",
                          then="replace it")
     with locked(rd):
-        write_text(root / "config.resolved.yaml", config.to_yaml())
+        write_text(rd.resolved_config, config.to_yaml())
         write_json(rd.manifest, {
             "pool_fingerprint": fingerprint, "kind": "audit", "source": source, "seed": config.seed,
             "versions": package_versions(), "machine": machine(),
@@ -132,10 +132,10 @@ def audit_signals(
         if vulnerability is not None:
             results["vulnerability"] = vulnerability
         write_json(rd.results, results)
-        write_text(root / "summary.txt", format_summary(results))
+        write_text(rd.summary, format_summary(results))
         if attack_run.roc:
-            write_roc_figure(rd.figures / "roc.png", attack_run.roc, attack_run.results)
-        write_json(root / "timing.json", {
+            write_roc_figure(rd.roc_figure, attack_run.roc, attack_run.results)
+        write_json(rd.timing, {
             "stages_s": stages, "attacks_s": attack_run.seconds,
             "total_s": time.perf_counter() - total_start,
         })

@@ -281,7 +281,7 @@ def compute_signals(
     progress = progress or NullProgress()
     is_image = dataset.kind == "image"
     fp = signals_fingerprint(config, is_image)
-    manifest = rd.signals / "manifest.json"
+    manifest = rd.signals_manifest
     if manifest.is_file() and read_json(manifest).get("fingerprint") == fp:
         try:
             cached = load_signals(rd.signals)

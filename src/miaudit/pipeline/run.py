@@ -77,7 +77,7 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
     torch.set_num_threads(thread_choice.threads)
     log.info("threads: %s", thread_choice.reason)
     device = resolve_device(config.runtime.device)
-    write_text(rd.root / "config.resolved.yaml", config.to_yaml())
+    write_text(rd.resolved_config, config.to_yaml())
     write_json(rd.manifest, {
         "pool_fingerprint": config.pool_fingerprint(),
         "seed": config.seed,
@@ -89,7 +89,7 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
     })
 
     dataset, splits = data
-    save_npz(rd.root / "splits.npz", **splits.as_dict(), audit_ids=dataset.ids[splits.audit])
+    save_npz(rd.splits, **splits.as_dict(), audit_ids=dataset.ids[splits.audit])
     failpoints.hit("after-data")
 
     # where pool members train and infer (runtime.workers, runtime.batched); shared by both stages
@@ -174,9 +174,9 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
             results["pool"]["dp"] = dp  # ε per model (DP-SGD recipe)
         failpoints.hit("before-results")
         write_json(rd.results, results)
-        write_text(rd.root / "summary.txt", format_summary(results))
+        write_text(rd.summary, format_summary(results))
         if attack_run.roc:
-            write_roc_figure(rd.figures / "roc.png", attack_run.roc, attack_run.results)
+            write_roc_figure(rd.roc_figure, attack_run.roc, attack_run.results)
 
     timing = {"stages_s": timer.seconds, "total_s": time.perf_counter() - timer.started, "attacks_s": attack_run.seconds,
               # per member; a member of a batched group holds its share (group wall ÷ members): see train_units
@@ -187,7 +187,7 @@ def _run(config: RunConfig, rd: RunDir, progress: Progress, data: tuple[Dataset,
                           "executor": type(executor).__name__, "batched": getattr(executor, "batched", False)}}
     if defences_timing:
         timing["defences"] = defences_timing  # fit and per-query cost of each inference-time defence
-    write_json(rd.root / "timing.json", timing)
+    write_json(rd.timing, timing)
     # report.html / report.md: a view of the files above, never required for the results to be complete
     from miaudit.report.render import try_write_report
 

@@ -171,7 +171,7 @@ def variant_finished(root: Path, config: RunConfig) -> bool:
 
     The ``runtime`` section (threads, device, workers) never changes results, so it may differ.
     """
-    results, timing = root / "results.json", root / "timing.json"
+    results, timing = RunDir(root).results, RunDir(root).timing
     if not (results.is_file() and timing.is_file()):
         return False
     try:

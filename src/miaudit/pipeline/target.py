@@ -321,13 +321,13 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
         thread_choice = choose_threads(config.runtime.threads, workers=config.runtime.workers)
         torch.set_num_threads(thread_choice.threads)
         device = resolve_device(config.runtime.device)
-        write_text(rd.root / "config.resolved.yaml", config.to_yaml())
+        write_text(rd.resolved_config, config.to_yaml())
         weights_sha = sha256_file(t.weights)
         write_json(rd.manifest, {"pool_fingerprint": config.pool_fingerprint(), "kind": "target", "seed": config.seed,
                                  "target_sha256": weights_sha, "versions": package_versions(), "machine": machine(),
                                  "threads": torch.get_num_threads(), "thread_choice": thread_choice.as_dict(),
                                  "device": str(device)})
-        save_npz(rd.root / "splits.npz", **sp.as_dict(), audit_origins=records.origins[sp.audit])
+        save_npz(rd.splits, **sp.as_dict(), audit_origins=records.origins[sp.audit])
 
         refs, sidecars = None, []
         if t.references != "none":
@@ -419,15 +419,15 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
                 results["target"]["notes"].append(skipped_defences)
             results["warnings"] += results["target"]["notes"]
             write_json(rd.results, results)
-            write_text(rd.root / "summary.txt", format_summary(results))
+            write_text(rd.summary, format_summary(results))
             if found and vulnerability is None:  # analysis.vulnerability off: the flagged set and the references' measures
-                write_vulnerable_records(rd.root / "vulnerable_records.csv", records,
+                write_vulnerable_records(rd.vulnerable_records, records,
                                          attack_run.scores[found["attack"]][0], found,
                                          None if refs is None else np.asarray(refs.logits[:, 0]),
                                          None if refs is None else np.asarray(refs.in_mask))
             if attack_run.roc:
-                write_roc_figure(rd.figures / "roc.png", attack_run.roc, attack_run.results)
-        write_json(rd.root / "timing.json", {"stages_s": timer.seconds, "total_s": time.perf_counter() - timer.started,
+                write_roc_figure(rd.roc_figure, attack_run.roc, attack_run.results)
+        write_json(rd.timing, {"stages_s": timer.seconds, "total_s": time.perf_counter() - timer.started,
                                              "attacks_s": attack_run.seconds})
         from miaudit.report.render import try_write_report
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from miaudit.errors import DataError
 from miaudit.io import open_user_npz, refuse_non_regular, save_npz
+from miaudit.rundir import RunDir
 from miaudit.signals import Signals, load_signals
 
 log = logging.getLogger(__name__)
@@ -258,9 +259,10 @@ def export_signals(run_dir: Path | str, path: Path | str) -> Path:
     if path.exists() and not _is_signals_file(path):
         raise DataError(f"export-signals {path}: exists and is not a signals file; miaudit never overwrites "
                         "another file, choose another name")
-    if not (run_dir / "signals" / "manifest.json").is_file():
+    rd = RunDir(run_dir)
+    if not rd.signals_manifest.is_file():
         raise DataError(f"{run_dir}: no finished signals (run `miaudit run --out {run_dir}` first)")
-    save_signals_file(path, load_signals(run_dir / "signals"))
+    save_signals_file(path, load_signals(rd.signals))
     return path
 
 

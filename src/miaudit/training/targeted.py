@@ -14,6 +14,7 @@ import torch
 from pydantic import Field, model_validator
 
 from miaudit.errors import DataError
+from miaudit.rundir import RunDir
 from miaudit.training.curriculum import difficulty_scores
 from miaudit.training.recipes import AugmentationParams, Augmenter, Recipe, RecipeContext, _is_image, register_recipe
 
@@ -98,7 +99,7 @@ def read_vulnerability_ranking(run_dir: Path, audit_ids: np.ndarray) -> tuple[np
 
     Records are matched by ``record_id``; records the file does not list get NaN and False.
     """
-    path = run_dir / "vulnerable_records.csv" if run_dir.is_dir() else run_dir
+    path = RunDir(run_dir).vulnerable_records if run_dir.is_dir() else run_dir
     if not path.is_file():
         raise DataError(
             f"ranking_from: {path} not found; point it at a finished run directory whose vulnerability "
