@@ -563,10 +563,10 @@ def test_out_not_a_run_directory(kind, tmp_path, capsys):
 
 def test_os_errors_the_user_fixes_are_one_line(tmp_path, capsys, monkeypatch):
     """ENOSPC/EACCES outside miaudit's writers (which name their file) still give one line, exit 2."""
-    import miaudit.config
+    import miaudit.pipeline.configure
 
     def denied(*a, **k):
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "x.yaml"))
 
-    monkeypatch.setattr(miaudit.config, "load_config", denied)
+    monkeypatch.setattr(miaudit.pipeline.configure, "load_config", denied)
     in_process(capsys, ["run", "--out", str(tmp_path / "out"), "-q"], "x.yaml: Permission denied")

@@ -439,6 +439,7 @@ def test_data_warning_not_printed_before_the_error(tmp_path):
 NOISY = """
 import logging, sys, warnings
 import miaudit.config
+import miaudit.pipeline.configure
 from miaudit.cli import main
 
 def noisy(*a, **k):
@@ -448,7 +449,7 @@ def noisy(*a, **k):
         raise miaudit.config.ConfigError("the real problem")
     raise SystemExit(0)
 
-miaudit.config.load_config = noisy
+miaudit.pipeline.configure.load_config = noisy
 sys.exit(main(["run", "--out", sys.argv[2], "-q"]))
 """
 
