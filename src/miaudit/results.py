@@ -11,7 +11,11 @@ changing it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NotRequired, TypedDict
+from pathlib import Path
+from typing import Any, NotRequired, TypedDict, cast
+
+from miaudit.errors import DataError
+from miaudit.io import read_json
 
 #: bumped when a key is renamed or its meaning changes (readers refuse newer documents)
 RESULTS_SCHEMA_VERSION = 1
@@ -100,6 +104,17 @@ def results_document(
     doc.update(data=data, pool=pool, utility=utility, attacks=attacks, skipped_attacks=skipped_attacks,
                warnings=warnings)
     return doc  # type: ignore[return-value]
+
+
+def read_results(path: Path | str) -> Results:
+    """A ``results.json``: a JSON object of this schema version or an older one (a newer miaudit may
+    have changed what its keys mean: refused in one line, ``DataError``)."""
+    doc = read_json(path)
+    version = doc.get("schema_version", RESULTS_SCHEMA_VERSION)
+    if not isinstance(version, int) or version > RESULTS_SCHEMA_VERSION:
+        raise DataError(f"{path}: results schema {version!r}, this miaudit reads up to {RESULTS_SCHEMA_VERSION}; "
+                        "upgrade miaudit to read it")
+    return cast(Results, doc)
 
 
 def rank_attacks(strength: Mapping[str, tuple[float | None, float | None]]) -> list[str]:

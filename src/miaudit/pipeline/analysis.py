@@ -31,19 +31,33 @@ from pathlib import Path
 import numpy as np
 
 from miaudit.config import RunConfig
-from miaudit.pipeline.configure import load_config
 from miaudit.data import Dataset, Splits, load_dataset
 from miaudit.errors import ConfigError, DataError
-from miaudit.io import fingerprint, load_npy, read_json, save_npz, write_json, write_text
+from miaudit.io import (
+    fingerprint,
+    load_npy,
+    read_json,
+    save_npz,
+    write_json,
+    write_text,
+)
 from miaudit.metrics import fpr_key, is_reliable
+from miaudit.pipeline.configure import load_config
 from miaudit.progress import NullProgress, Progress
 from miaudit.report import figures as figs
+from miaudit.results import read_results
 from miaudit.rundir import RunDir
 from miaudit.signals import Signals, load_signals
 from miaudit.vulnerability import enrichment as enr
 from miaudit.vulnerability.chance import chance_null_counts
 from miaudit.vulnerability.measures import FEATURE_MEASURES, MEASURES, MEASURES_VERSION
-from miaudit.vulnerability.outliers import feature_measures, logit_measures, out_prediction, reason_counts, reason_tags
+from miaudit.vulnerability.outliers import (
+    feature_measures,
+    logit_measures,
+    out_prediction,
+    reason_counts,
+    reason_tags,
+)
 from miaudit.vulnerability.ranking import (
     RANKING,
     attack_strength,
@@ -62,7 +76,12 @@ from miaudit.vulnerability.scores import (
     stability_between_sets,
 )
 from miaudit.vulnerability.stats import excess_sets, excess_summary, measure_statistics
-from miaudit.vulnerability.tables import class_name, top_table, write_deciles_csv, write_records_csv
+from miaudit.vulnerability.tables import (
+    class_name,
+    top_table,
+    write_deciles_csv,
+    write_records_csv,
+)
 from miaudit.vulnerability.tsne import subsample, tsne_embedding
 
 log = logging.getLogger(__name__)
@@ -211,7 +230,7 @@ def analyze_run(
     if targets is None or attacks is None:
         if not rd.results.is_file():
             raise DataError(f"{rd.results} not found: finish the run first (`miaudit run`)")
-        res = read_json(rd.results)
+        res = read_results(rd.results)
         targets = targets if targets is not None else list(res["pool"]["targets"])
         attacks = attacks if attacks is not None else list(res.get("attacks", {}))
     if splits is None:

@@ -45,13 +45,19 @@ from pydantic import ValidationError
 
 from miaudit._validation import format_validation_error
 from miaudit.config import RunConfig, SweepConfig, apply_overrides, set_key
-from miaudit.pipeline.configure import read_yaml, validate_config
 from miaudit.errors import ConfigError
 from miaudit.io import read_json, write_text
+from miaudit.pipeline.configure import read_yaml, validate_config
 from miaudit.pipeline.run import run_audit
 from miaudit.progress import NullProgress, Progress
 from miaudit.report.render import try_write_sweep_report
-from miaudit.report.sweep_table import UTILITY_PRIVACY_FIGURE, variant_rows, write_tables, write_utility_privacy_figure
+from miaudit.report.sweep_table import (
+    UTILITY_PRIVACY_FIGURE,
+    variant_rows,
+    write_tables,
+    write_utility_privacy_figure,
+)
+from miaudit.results import read_results
 from miaudit.rundir import RunDir, locked, prepare_run_dir
 
 log = logging.getLogger(__name__)
@@ -213,7 +219,7 @@ def run_sweep(
             progress.stage(f"variant {i + 1}/{len(variants)}: {v.name}")
             if variant_finished(root, v.config):
                 progress.info(f"reusing finished variant {v.name}")
-                results = read_json(RunDir(root).results)
+                results = read_results(RunDir(root).results)
             else:
                 results = run_audit(v.config, root, force=force, progress=progress)
             rows += variant_rows(v.name, results, read_json(RunDir(root).timing))

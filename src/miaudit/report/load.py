@@ -21,6 +21,7 @@ import yaml
 
 from miaudit.errors import DataError
 from miaudit.io import read_json
+from miaudit.results import read_results
 from miaudit.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def load_run(run_dir: Path | str) -> dict:
     rd = RunDir(root)
     if not rd.results.is_file():
         raise DataError(f"{rd.results} not found: {root} is not a finished miaudit run directory")
-    results = read_json(rd.results)
+    results = read_results(rd.results)
     config = results.get("config") or {}
     if not config and rd.resolved_config.is_file():
         config = yaml.safe_load(rd.resolved_config.read_text(encoding="utf-8")) or {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from miaudit.report.format import pct, pct_ci  # formats live in report.format; re-exported here
-from miaudit.results import HEADLINE_KEY, strongest
+from miaudit.results import HEADLINE_KEY, Results, strongest
 
 __all__ = ["format_summary", "pct", "pct_ci", "records_at_risk"]
 
@@ -51,7 +51,7 @@ def _at_risk_line(attacks: dict) -> str | None:
             f"{count(risk['chance'])}){within}")
 
 
-def format_summary(results: dict) -> str:
+def format_summary(results: Results) -> str:
     """Utility and, per attack, AUC, advantage and TPR at 0.1% / 1% FPR with CIs (unreliable figures marked *)."""
     lines = []
     data = results.get("data", {})

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from miaudit.io import atomic_path, write_text
-from miaudit.results import ATTACKERS, strongest_of
+from miaudit.results import ATTACKERS, Results, strongest_of
 
 #: the FPRs of the table columns
 FPR_COLUMNS = (("0.001", "tpr@0.1%"), ("0.01", "tpr@1%"))
@@ -47,7 +47,7 @@ def _strongest(cells: dict[str, dict]) -> str | None:
     return strongest_of({n: (c.get("tpr@1%"), c["auc"]) for n, c in cells.items()})
 
 
-def variant_rows(name: str, results: dict, timing: dict) -> list[dict]:
+def variant_rows(name: str, results: Results, timing: dict) -> list[dict]:
     """The table rows of one finished variant: the pool as trained, then one per inference-time defence.
 
     A defence row reports, per attack, the stronger (by TPR@1% FPR, then AUC) of its
