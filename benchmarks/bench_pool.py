@@ -116,7 +116,7 @@ def run_model(name: str, args, tmp: Path) -> dict:
     def via(label: str, make_executor):  # noqa: ANN001, ANN202
         def go() -> None:
             root = tmp / f"{name}-{label}-{next(counter)}"
-            rd = prepare_run_dir(root, cfg)
+            rd = prepare_run_dir(root, cfg.pool_fingerprint())
             release_context()
             with make_executor() as ex:
                 if hasattr(ex, "start"):  # worker processes: start-up (imports) measured apart
