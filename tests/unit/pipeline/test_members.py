@@ -59,3 +59,16 @@ def test_batched_groups_refuse_a_per_batch_schedule(tiny_overrides):
     cfg = load_config(None, [*tiny_overrides, "train.schedule_per=batch"])
     assert "schedule_per" in batched_reason(cfg, (60,), 5)
     assert batched_reason(load_config(None, tiny_overrides), (60,), 5) is None
+
+
+def test_ray_executor_fails_before_training_when_it_cannot_work(tiny_overrides, monkeypatch):
+    import sys
+
+    from miaudit.errors import ConfigError
+
+    cuda = load_config(None, [*tiny_overrides, "runtime.executor=ray", "runtime.device=cuda"])
+    with pytest.raises(ConfigError, match="runtime.ray_num_gpus > 0"):
+        make_executor(cuda, input_shape=(60,), n_classes=5)
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed: `import ray` fails
+    with pytest.raises(ConfigError, match=r"needs Ray: pip install \"miaudit\[ray\]\""):
+        make_executor(load_config(None, [*tiny_overrides, "runtime.executor=ray"]), input_shape=(60,), n_classes=5)
