@@ -63,18 +63,18 @@ def test_written_files_are_listed_once_relative_to_their_run(tmp_path):
     assert sorted(p.name for p in listed_artefacts(tmp_path)) == ["a.txt", "m.npy"]
 
 
+def _through_a_file(tmp_path, text):
+    write_text(tmp_path / "doc.json", text)
+    return read_json(tmp_path / "doc.json")
+
+
 def test_json_is_canonical_and_nan_is_null(tmp_path):
     obj = {"b": np.float32(0.5), "a": [np.int64(3), float("nan")], "c": np.array([True, False]), "p": tmp_path}
     text = dumps_json(obj)
     assert text.index('"a"') < text.index('"b"') and text.endswith("\n")
-    assert read_json_text(tmp_path, text) == {"a": [3, None], "b": 0.5, "c": [True, False], "p": str(tmp_path)}
+    assert _through_a_file(tmp_path, text) == {"a": [3, None], "b": 0.5, "c": [True, False], "p": str(tmp_path)}
     assert fingerprint({"x": 1, "y": 2}) == fingerprint({"y": 2, "x": 1}) != fingerprint({"x": 1, "y": 3})
     assert len(fingerprint({})) == 16
-
-
-def read_json_text(tmp_path, text):
-    write_text(tmp_path / "doc.json", text)
-    return read_json(tmp_path / "doc.json")
 
 
 def test_read_json_refuses_what_miaudit_did_not_write(tmp_path):
