@@ -49,18 +49,20 @@ def test_a_directory_or_fifo_at_the_name_is_never_replaced(tmp_path):
 
 
 def test_written_files_are_listed_once_relative_to_their_run(tmp_path):
-    start_artefact_list(tmp_path)
-    write_text(tmp_path / "a.txt", "1")
-    write_text(tmp_path / "a.txt", "2")  # a rewrite is listed once
-    save_npy(tmp_path / "signals" / "parts" / "m.npy", np.zeros(3))
-    (tmp_path / "user.txt").write_text("not miaudit's")
-    lines = (tmp_path / ARTEFACTS).read_text().splitlines()
+    run = tmp_path / "run"
+    run.mkdir()
+    start_artefact_list(run)
+    write_text(run / "a.txt", "1")
+    write_text(run / "a.txt", "2")  # a rewrite is listed once
+    save_npy(run / "signals" / "parts" / "m.npy", np.zeros(3))
+    (run / "user.txt").write_text("not miaudit's")
+    lines = (run / ARTEFACTS).read_text().splitlines()
     assert lines == ["a.txt", "signals/parts/m.npy"]
     # lines pointing outside the run, absolute paths and files gone are never returned
-    with open(tmp_path / ARTEFACTS, "a") as fh:
+    with open(run / ARTEFACTS, "a") as fh:
         fh.write("../outside.txt\n/etc/passwd\ngone.txt\n")
-    (tmp_path.parent / "outside.txt").write_text("x")
-    assert sorted(p.name for p in listed_artefacts(tmp_path)) == ["a.txt", "m.npy"]
+    (tmp_path / "outside.txt").write_text("x")
+    assert sorted(p.name for p in listed_artefacts(run)) == ["a.txt", "m.npy"]
 
 
 def _through_a_file(tmp_path, text):
