@@ -34,7 +34,6 @@ TESTED_ELSEWHERE: dict[str, tuple[str, tuple[str, ...]]] = {
                              ("tests/unit/pipeline/test_audit_signals.py", "tests/integration/test_vulnerability_run.py")),
     "pipeline/executors_ray.py": ("needs Ray (an optional extra) and worker processes that train",
                                   ("tests/integration/test_ray.py",)),
-    "pipeline/target.py": ("needs a trained target model and reference pool", ("tests/integration/test_target.py",)),
     "training/curriculum.py": ("tested with the other recipes in tests/unit/test_recipes.py, which stays flat until "
                                "the configure split moves it", ("tests/unit/test_recipes.py",)),
     "training/recipes.py": ("tests/unit/test_recipes.py stays flat until the configure split moves it",
