@@ -28,10 +28,6 @@ TESTED_ELSEWHERE: dict[str, tuple[str, tuple[str, ...]]] = {
     "attacks/threshold.py": ("known-answer tests by hand", ("tests/known_answer/test_threshold_attacks.py",)),
     "config_reference.py": ("its one job, docs/configuration.md generated from the schemas, is a repository contract",
                             ("tests/test_contracts.py",)),
-    "pipeline/analysis.py": ("the analysis stage end to end: from fabricated signals (no training) in "
-                             "pipeline/test_audit_signals.py, on a trained pool in integration/; its parts "
-                             "are unit-tested in tests/unit/vulnerability/",
-                             ("tests/unit/pipeline/test_audit_signals.py", "tests/integration/test_vulnerability_run.py")),
     "pipeline/executors_ray.py": ("needs Ray (an optional extra) and worker processes that train",
                                   ("tests/integration/test_ray.py",)),
     "training/curriculum.py": ("tested with the other recipes in tests/unit/test_recipes.py, which stays flat until "
