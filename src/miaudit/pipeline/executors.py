@@ -25,7 +25,7 @@ Determinism
 -----------
 A member's weights depend on its seed, its data and the arithmetic, not on the executor: with
 the same number of torch threads per model, the process executor writes byte-identical
-weights to the serial one (``tests/unit/pipeline/test_executors.py``). Different thread counts may
+weights to the serial one (``tests/integration/test_pool_training.py``). Different thread counts may
 change float rounding (GEMMs split their sums differently), and so may batched training;
 each sidecar records ``threads`` and, for batched groups, ``trained_with``.
 """

@@ -23,7 +23,7 @@ Every member follows the one-at-a-time recipe of :func:`miaudit.training.train_m
 
 Only the floating-point summation order of the matmuls differs (one batched GEMM instead of G
 single ones), so weights agree with the one-at-a-time trainer to float tolerance, not bit for
-bit, and test accuracy agrees within noise (``tests/unit/test_batched.py``).
+bit, and test accuracy agrees within noise (``tests/integration/test_batched_training.py``).
 
 Applies to models made only of ``Flatten``, ``Linear``, elementwise activations and
 ``Dropout`` (``fcn``, ``mlp``) trained without recipes; :func:`batched_unsupported` says why

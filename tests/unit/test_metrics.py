@@ -1,13 +1,11 @@
-"""Property-based checks (hypothesis) of the metrics and the split/membership design."""
+"""Property-based checks (hypothesis) of the metrics: AUC and TPR at a fixed FPR."""
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from miaudit.data import make_splits
 from miaudit.metrics import attack_metrics, tpr_at_fpr
-from miaudit.pipeline.pool import membership_design
 
 FPRS = (0.0, 0.0001, 0.001, 0.01, 0.1, 0.5)
 
@@ -49,26 +47,3 @@ def test_tpr_at_fpr_is_monotone_and_advantage_bounded(sm):
             if (neg >= thr).mean() <= alpha + 1e-12:
                 best = max(best, (s[m] >= thr).mean())
         assert abs(tpr_at_fpr(s, m, alpha) - best) < 1e-12
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    st.integers(2, 2000),
-    st.lists(st.integers(0, 500), min_size=4, max_size=4),
-    st.integers(0, 2**32 - 1),
-)
-def test_splits_disjoint_whenever_they_fit(n, sizes, seed):
-    sizes[0] = max(sizes[0], 2)
-    if sum(sizes) > n:
-        return
-    s = make_splits(n, audit=sizes[0], population=sizes[1], validation=sizes[2], test=sizes[3],
-                    rng=np.random.default_rng(seed))
-    allidx = np.concatenate(list(s.as_dict().values()))
-    assert len(np.unique(allidx)) == len(allidx) == sum(sizes)
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 16).map(lambda k: 2 * k), st.integers(1, 400), st.integers(0, 2**32 - 1))
-def test_membership_design_balanced_for_any_size(m, n, seed):
-    mask = membership_design(m, n, seed)
-    assert (mask.sum(axis=0) == m // 2).all()

@@ -1,4 +1,5 @@
-"""Learning-rate schedules: warm-up, a floor for cosine/step, stepping per batch (issue 16)."""
+"""The trainer's learning-rate schedules: warm-up, a floor for cosine/step, stepping per batch (issue 16).
+The trainer on real tasks (it learns, is seeded, stops early) is in tests/integration/test_training.py."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import torch
 from miaudit.config import TrainConfig
 from miaudit.pipeline.configure import load_config
 from miaudit.errors import ConfigError
-from miaudit.pipeline.members import batched_reason
-from miaudit.training.trainer import lr_factor, make_scheduler, train_model
+from miaudit.training.trainer import lr_factor, make_scheduler
 
 
 def _lrs(cfg: TrainConfig, steps_per_epoch: int = 1) -> list[float]:
@@ -61,26 +61,6 @@ def test_per_batch_schedule_moves_inside_the_epoch():
     assert len(set(per_epoch[:4])) == 1
 
 
-def test_trainer_uses_the_per_batch_schedule():
-    x, y = torch.randn(64, 5), torch.randint(0, 2, (64,))
-    model = torch.nn.Linear(5, 2)
-    cfg = TrainConfig(schedule="constant", warmup_epochs=1, epochs=2, batch_size=16, lr=0.1, schedule_per="batch",
-                      optimizer="sgd")
-    seen = []
-    orig = torch.optim.SGD.step
-
-    def spy(self, *a, **k):
-        seen.append(self.param_groups[0]["lr"])
-        return orig(self, *a, **k)
-
-    torch.optim.SGD.step = spy
-    try:
-        train_model(model, x, y, cfg, seed=0)
-    finally:
-        torch.optim.SGD.step = orig
-    assert seen[:4] == pytest.approx([0.1 / 5, 0.2 / 5, 0.3 / 5, 0.4 / 5]) and seen[4:] == pytest.approx([0.1] * 4)
-
-
 def test_schedule_options_are_checked_and_keep_old_fingerprints():
     with pytest.raises(ConfigError, match="train.min_lr: must not exceed lr"):
         load_config(None, ["train.min_lr=1"])
@@ -89,9 +69,3 @@ def test_schedule_options_are_checked_and_keep_old_fingerprints():
     base = load_config(None, [])
     assert load_config(None, ["train.schedule_per=epoch"]).pool_fingerprint() == base.pool_fingerprint()
     assert load_config(None, ["train.min_lr=0.0001"]).pool_fingerprint() != base.pool_fingerprint()
-
-
-def test_batched_groups_refuse_a_per_batch_schedule(tiny_overrides):
-    cfg = load_config(None, [*tiny_overrides, "train.schedule_per=batch"])
-    assert "schedule_per" in batched_reason(cfg, (60,), 5)
-    assert batched_reason(load_config(None, tiny_overrides), (60,), 5) is None

@@ -8,7 +8,7 @@ from miaudit.pipeline.configure import load_config
 from miaudit.data.synthetic import SyntheticPurchaseParams, generate_synthetic_purchase
 from miaudit.models import build_model
 from miaudit.training import evaluate, train_model
-from miaudit.training.batched import batched_unsupported, train_group
+from miaudit.training.batched import train_group
 
 
 @pytest.fixture(autouse=True)
@@ -72,11 +72,3 @@ def test_batched_group_follows_sgd_schedule_and_early_stopping_per_member():
         assert (bo.epochs_run, bo.best_epoch) == (po.epochs_run, po.best_epoch)
         for k in po.state:
             torch.testing.assert_close(bo.state[k], po.state[k], rtol=1e-4, atol=1e-5)
-
-
-def test_batched_unsupported_names_the_reason():
-    assert batched_unsupported(build_model("fcn", {"hidden": [8]}, (5,), 2)) is None
-    assert "cnn" in batched_unsupported(build_model("cnn", {}, (1, 8, 8), 3))
-    assert "recipes" in batched_unsupported(build_model("mlp", {}, (5,), 2), recipes=["l2"])
-    with pytest.raises(ValueError, match="one rows tensor and one seed per model"):
-        train_group([build(0, 0.0)], torch.zeros(4, 40), torch.zeros(4, dtype=torch.int64), [], None, seeds=[])

@@ -111,3 +111,20 @@ def test_audit_of_signals_can_skip_the_analysis(tmp_path, rng):
                              "analysis.vulnerability=false"])
     res = audit_signals(_signals(tmp_path, rng, leak=8.0), tmp_path / "audit", cfg)
     assert "vulnerability" not in res and not (tmp_path / "audit" / "vulnerable_records.csv").exists()
+
+
+# random logits on a 2-model pool: threshold attacks may land below chance by luck; not what this tests
+@pytest.mark.filterwarnings("ignore::miaudit.errors.BelowChanceWarning")
+def test_audit_skips_attacks_the_pool_cannot_support(tmp_path, rng):
+    """Two models: offline attacks lack an OUT reference for half the records; no population: no RMIA."""
+    m, n, c = 2, 40, 3
+    in_mask = np.array([[True, False] * (n // 2), [False, True] * (n // 2)])
+    np.savez(tmp_path / "s.npz", logits=rng.normal(size=(m, n, c)).astype(np.float32),
+             labels=rng.integers(0, c, n), in_mask=in_mask)
+    with pytest.warns(UserWarning, match="skipped"):
+        res = audit_signals(tmp_path / "s.npz")
+    assert {"loss", "entropy", "label-only-gap"} <= set(res["attacks"])
+    assert "population" in res["skipped_attacks"]["rmia-online"]
+    assert "per record" in res["skipped_attacks"]["lira-offline-fixed"]
+    assert "OUT reference" in res["skipped_attacks"]["calibrated-loss"]
+    assert "label-only-augment" not in res["attacks"]

@@ -1,6 +1,10 @@
+"""The trainer on small real tasks: it learns, is seeded, stops early, and steps a per-batch schedule."""
+
 import numpy as np
+import pytest
 import torch
 
+from miaudit.config import TrainConfig
 from miaudit.pipeline.configure import load_config
 from miaudit.data.synthetic import SyntheticPurchaseParams, generate_synthetic_purchase
 from miaudit.models import build_model
@@ -52,3 +56,23 @@ def test_early_stopping_watches_validation_and_restores_best():
     assert out.best_epoch == out.epochs_run - 2
     best = min(h["val_loss"] for h in out.history)
     assert evaluate(model, xva, yva)[0] == np.float64(best) or abs(evaluate(model, xva, yva)[0] - best) < 1e-5
+
+
+def test_trainer_uses_the_per_batch_schedule():
+    x, y = torch.randn(64, 5), torch.randint(0, 2, (64,))
+    model = torch.nn.Linear(5, 2)
+    cfg = TrainConfig(schedule="constant", warmup_epochs=1, epochs=2, batch_size=16, lr=0.1, schedule_per="batch",
+                      optimizer="sgd")
+    seen = []
+    orig = torch.optim.SGD.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return orig(self, *a, **k)
+
+    torch.optim.SGD.step = spy
+    try:
+        train_model(model, x, y, cfg, seed=0)
+    finally:
+        torch.optim.SGD.step = orig
+    assert seen[:4] == pytest.approx([0.1 / 5, 0.2 / 5, 0.3 / 5, 0.4 / 5]) and seen[4:] == pytest.approx([0.1] * 4)
