@@ -66,3 +66,20 @@ def test_strongest_reads_the_results_layout_at_the_chosen_fpr():
     assert strongest(attacks, fpr="0.1") == "loss"
     assert strongest(attacks, fpr="0.5") == "broken"  # no attack has that FPR: AUC decides
     assert strongest({}) is None
+
+
+def test_read_results_refuses_a_newer_schema_and_a_foreign_file(tmp_path):
+    from miaudit.errors import DataError
+    from miaudit.results import RESULTS_SCHEMA_VERSION, read_results
+
+    ok = tmp_path / "ok.json"
+    ok.write_text('{"schema_version": %d, "attacks": {}}' % RESULTS_SCHEMA_VERSION)
+    assert read_results(ok)["attacks"] == {}
+    newer = tmp_path / "newer.json"
+    newer.write_text('{"schema_version": %d}' % (RESULTS_SCHEMA_VERSION + 1))
+    with pytest.raises(DataError, match="upgrade miaudit"):
+        read_results(newer)
+    listing = tmp_path / "list.json"
+    listing.write_text("[1, 2]")
+    with pytest.raises(DataError, match="expected a JSON object"):
+        read_results(listing)
