@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from miaudit.metrics import fpr_key
 from miaudit.results import (
     HEADLINE_FPR,
