@@ -1,6 +1,6 @@
 """Benchmark 4: signals: inference throughput against a GEMM-bound estimate, and peak memory.
 
-Throughput: ``miaudit.pipeline.signals.model_logits`` (the per-member inference of the signals stage) on
+Throughput: ``miaudit.inference.logits.model_logits`` (the per-member inference of the signals stage) on
 N records, records/s, next to the GEMM-bound estimate = (fp32 GEMM rate measured in the same
 round) ÷ (2 · multiply-adds per record); at batch 1024 (miaudit's default) and 4096.
 
@@ -30,7 +30,7 @@ def throughput(args) -> dict:  # noqa: ANN001
     import torch
 
     from miaudit.models import build_model
-    from miaudit.pipeline.signals import model_logits
+    from miaudit.inference.logits import model_logits
 
     out = {}
     rng = np.random.default_rng(0)

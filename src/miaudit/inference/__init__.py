@@ -1,2 +1,2 @@
-"""What a trained model answers beyond its logits (torch level): penultimate-layer embeddings
-(:mod:`.embeddings`) and Grad-CAM maps (:mod:`.gradcam`, Captum)."""
+"""What a trained model answers (torch level): its logits under the audit's queries (:mod:`.logits`),
+penultimate-layer embeddings (:mod:`.embeddings`) and Grad-CAM maps (:mod:`.gradcam`, Captum)."""

@@ -19,10 +19,11 @@ from miaudit import failpoints
 from miaudit.config import RunConfig
 from miaudit.data import Dataset, Splits
 from miaudit.errors import DataError
+from miaudit.inference.logits import model_logits
 from miaudit.io import fingerprint, save_npz, write_npy_stream
 from miaudit.pipeline.pool import load_member
 from miaudit.rundir import RunDir
-from miaudit.transforms import apply_query, query_offsets
+from miaudit.transforms import query_offsets
 
 if TYPE_CHECKING:
     pass
@@ -76,37 +77,6 @@ def queries_mismatch(config: RunConfig, is_image: bool) -> str | None:
 
 def signals_fingerprint(config: RunConfig, is_image: bool) -> str:
     return fingerprint({"pool": config.pool_fingerprint(), "queries": n_queries(config, is_image)})
-
-
-@torch.no_grad()
-def model_logits(
-    model: torch.nn.Module, x: np.ndarray, queries: list[tuple[bool, int, int]], *, device: torch.device,
-    batch_size: int | None = None,
-) -> np.ndarray:
-    """Logits (A, N, C) float32 of ``model`` on ``x`` under each query (tabular: identity only).
-
-    ``batch_size`` default: 4096 rows for tabular inputs (about 2x the records/s of 1024 for the
-    FCN on 2 cores, ``benchmarks/bench_signals.py``), 1024 images (activations stay small).
-    """
-    if batch_size is None:
-        batch_size = 4096 if x.ndim == 2 else 1024
-    model.eval()
-    # channels-last convolutions, as in training (faster on CPU; the same function)
-    channels_last = x.ndim == 4 and any(isinstance(mod, torch.nn.Conv2d) for mod in model.modules())
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    outs = []
-    for q in queries:
-        chunks = []
-        for i in range(0, len(x), batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])).to(device)
-            if xb.ndim == 4:
-                xb = apply_query(xb, q)
-                if channels_last:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
-            chunks.append(model(xb).float().cpu().numpy())
-        outs.append(np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32))
-    return np.stack(outs).astype(np.float32)
 
 
 def compute_member_signals(

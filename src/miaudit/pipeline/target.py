@@ -28,14 +28,15 @@ import torch
 
 from miaudit.config import AuditConfig, ModelConfig, RunConfig
 from miaudit.errors import DataError, TargetError
+from miaudit.inference.logits import model_logits
+from miaudit.io import save_npz, sha256_file, write_json, write_text
 from miaudit.pipeline.data import TargetRecords, target_records
 from miaudit.pipeline.pool import reference_inputs, reference_membership
-from miaudit.io import save_npz, sha256_file, write_json, write_text
+from miaudit.pipeline.signals import n_queries
 from miaudit.progress import NullProgress, Progress, StageTimer
 from miaudit.report.summary import target_headline
 from miaudit.results import HEADLINE_FPR, results_document, strongest
 from miaudit.signals import Signals
-from miaudit.pipeline.signals import model_logits, n_queries
 from miaudit.transforms import query_offsets
 
 log = logging.getLogger(__name__)
@@ -295,14 +296,17 @@ def run_target_audit(config: RunConfig, out: Path | str, *, force: bool = False,
     vulnerable_records.csv, report.html) with a ``target`` section; returns results.json's content.
     """
     from miaudit.pipeline.attack import run_attacks, utility
-    from miaudit.pipeline.members import make_executor, release_context
+    from miaudit.pipeline.members import (
+        compute_signals,
+        make_executor,
+        release_context,
+        train_pool,
+    )
     from miaudit.pipeline.pool import resolve_device
-    from miaudit.pipeline.members import train_pool
     from miaudit.provenance import machine, package_versions
     from miaudit.report.roc import write_roc_figure
     from miaudit.report.summary import format_summary
     from miaudit.rundir import locked, prepare_run_dir
-    from miaudit.pipeline.members import compute_signals
 
     t = config.target
     assert t is not None
