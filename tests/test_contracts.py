@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,11 +77,15 @@ def test_every_attack_meets_the_signature_contract(name, rng):
     np.testing.assert_array_equal(scores, spec(make_input(logits.copy(), flipped, labels, 0, **kw)))
 
 
-@pytest.mark.skipif(shutil.which("lint-imports") is None, reason="import-linter not installed (the `lint` extra)")
+#: import-linter's command in this interpreter's environment (not another one's on PATH)
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+@pytest.mark.skipif(not LINT_IMPORTS.is_file(), reason="import-linter not installed here (the `lint` extra)")
 def test_the_import_layers_of_docs_architecture_hold():
     """pyproject's [tool.importlinter] contracts (the layers of docs/architecture.md, the pipeline's stage
     order, no torch in the array layer, no cycles) hold, function-local imports included."""
-    out = subprocess.run(["lint-imports"], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([str(LINT_IMPORTS)], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:]
     assert "0 broken" in out.stdout
 
