@@ -65,3 +65,18 @@ def _plugins_forgotten():
     for name in set(sys.modules) - modules:
         if name.startswith("miaudit_plugin_"):
             del sys.modules[name]
+
+
+@pytest.fixture
+def one_thread_fresh_context():
+    """One torch thread in this process (the arithmetic of one-thread workers, so weights can be
+    compared byte for byte), and no member context left behind for the next test."""
+    import torch
+
+    from miaudit.pipeline.members import release_context
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+    release_context()

@@ -13,13 +13,8 @@ from miaudit.pipeline.pool import PoolInputs, membership_design
 from miaudit.rundir import prepare_run_dir
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers below run one thread each: the same arithmetic
-    yield
-    torch.set_num_threads(before)
-    release_context()
+#: the workers here run one thread each: this process does the same arithmetic
+pytestmark = pytest.mark.usefixtures("one_thread_fresh_context")
 
 
 def train(cfg, root, executor=None, signals=False):

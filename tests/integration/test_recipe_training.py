@@ -13,29 +13,8 @@ from miaudit.pipeline.configure import load_config
 from miaudit.io import save_npy
 from miaudit.models import build_model
 from miaudit.training import train_model
-from miaudit.training.recipes import RecipeContext, build_recipes
-
-
-def fabricated(n=96, f=12, c=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.rand(n, f, generator=g) < 0.3).float()
-    y = torch.randint(0, c, (n,), generator=g)
-    return x, y
-
-
-def context(config, x, y, tmp_path=None, rows=None, ids=None, population=None):
-    n = len(y)
-    return RecipeContext(
-        config=config, rows=np.arange(n) if rows is None else rows, audit_x=x, audit_y=y,
-        audit_ids=np.arange(n) if ids is None else ids, n_classes=int(y.max()) + 1, population=population,
-        cache_dir=tmp_path,
-    )
-
-
-def _write_ranking(path, ids, vulnerability, vulnerable):
-    lines = ["record_id,label,vulnerable,vulnerability"]
-    lines += [f"{i},0,{int(v)},{s}" for i, s, v in zip(ids, vulnerability, vulnerable)]
-    path.write_text("\n".join(lines) + "\n")
+from miaudit.training.recipes import build_recipes
+from recipe_fixtures import context, fabricated, write_ranking
 
 
 def _old_loop(model, x, y, cfg, seed):
@@ -126,7 +105,7 @@ def test_augmentation_recipe_changes_training_but_not_the_data_order():
 def test_targeted_augmentation_touches_only_flagged_records(tmp_path):
     x, y = fabricated(n=64)
     flagged_ids = [2, 5, 7]
-    _write_ranking(tmp_path / "vulnerable_records.csv", range(64), [1.0 if i in flagged_ids else 0.0 for i in range(64)],
+    write_ranking(tmp_path / "vulnerable_records.csv", range(64), [1.0 if i in flagged_ids else 0.0 for i in range(64)],
                    [0] * 64)
     cfg = load_config(None, ["train.epochs=1", "train.batch_size=64",
                              f"train.recipes=[{{name: targeted-augmentation, params: {{ranking_from: {tmp_path}, "

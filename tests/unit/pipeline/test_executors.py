@@ -2,20 +2,14 @@
 That serial, batched and parallel training write the same members: integration/test_pool_training.py."""
 
 import pytest
-import torch
 
 from miaudit.pipeline.executors import ProcessExecutor, plan_units
-from miaudit.pipeline.members import MemberJob, release_context, run_members
+from miaudit.pipeline.members import MemberJob, run_members
 from miaudit.rundir import prepare_run_dir
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers below run one thread each: the same arithmetic
-    yield
-    torch.set_num_threads(before)
-    release_context()
+#: the workers here run one thread each: this process does the same arithmetic
+pytestmark = pytest.mark.usefixtures("one_thread_fresh_context")
 
 
 def test_plan_units_groups_evenly_and_keeps_every_member():

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from miaudit.pipeline.configure import load_config
 from miaudit.pipeline.data import split_data
@@ -13,13 +12,8 @@ from miaudit.pipeline.members import MemberJob, batched_reason, make_executor, m
 from miaudit.rundir import prepare_run_dir
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers below run one thread each: the same arithmetic
-    yield
-    torch.set_num_threads(before)
-    release_context()
+#: the workers here run one thread each: this process does the same arithmetic
+pytestmark = pytest.mark.usefixtures("one_thread_fresh_context")
 
 
 def test_member_job_is_json_and_rebuilds_the_same_pool(tiny_config, tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -11,23 +10,7 @@ import yaml
 from miaudit.pipeline.configure import load_config, validate_config
 from miaudit.errors import ConfigError
 from miaudit.io import fingerprint
-from miaudit.training.recipes import RECIPES, AugmentationParams, Augmenter, RecipeContext
-
-
-def fabricated(n=96, f=12, c=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.rand(n, f, generator=g) < 0.3).float()
-    y = torch.randint(0, c, (n,), generator=g)
-    return x, y
-
-
-def context(config, x, y, tmp_path=None, rows=None, ids=None, population=None):
-    n = len(y)
-    return RecipeContext(
-        config=config, rows=np.arange(n) if rows is None else rows, audit_x=x, audit_y=y,
-        audit_ids=np.arange(n) if ids is None else ids, n_classes=int(y.max()) + 1, population=population,
-        cache_dir=tmp_path,
-    )
+from miaudit.training.recipes import RECIPES, AugmentationParams, Augmenter
 
 
 # --- configuration ------------------------------------------------------------------------------

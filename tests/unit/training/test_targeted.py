@@ -9,36 +9,14 @@ import torch
 
 from miaudit.pipeline.configure import load_config
 from miaudit.errors import DataError
-from miaudit.training.recipes import RecipeContext
 from miaudit.training.targeted import TargetedAugmentationParams, flagged_records, read_vulnerability_ranking
-
-
-def fabricated(n=96, f=12, c=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.rand(n, f, generator=g) < 0.3).float()
-    y = torch.randint(0, c, (n,), generator=g)
-    return x, y
-
-
-def context(config, x, y, tmp_path=None, rows=None, ids=None, population=None):
-    n = len(y)
-    return RecipeContext(
-        config=config, rows=np.arange(n) if rows is None else rows, audit_x=x, audit_y=y,
-        audit_ids=np.arange(n) if ids is None else ids, n_classes=int(y.max()) + 1, population=population,
-        cache_dir=tmp_path,
-    )
-
-
-def _write_ranking(path, ids, vulnerability, vulnerable):
-    lines = ["record_id,label,vulnerable,vulnerability"]
-    lines += [f"{i},0,{int(v)},{s}" for i, s, v in zip(ids, vulnerability, vulnerable)]
-    path.write_text("\n".join(lines) + "\n")
+from recipe_fixtures import context, write_ranking
 
 
 def test_ranking_is_read_by_record_id_and_flags_the_top_fraction(tmp_path):
     ids = np.array([10, 11, 12, 13, 14, 15, 16, 17, 18, 19])
     # the file lists records in another order and one record that is not in this audit pool
-    _write_ranking(tmp_path / "vulnerable_records.csv", [13, 99, 10, 17], [0.9, 1.0, 0.5, 0.7], [1, 1, 0, 0])
+    write_ranking(tmp_path / "vulnerable_records.csv", [13, 99, 10, 17], [0.9, 1.0, 0.5, 0.7], [1, 1, 0, 0])
     score, flags = read_vulnerability_ranking(tmp_path, ids)
     assert np.isnan(score[[1, 2, 4, 5, 6, 8, 9]]).all()
     assert score[3] == 0.9 and score[0] == 0.5 and score[7] == 0.7
